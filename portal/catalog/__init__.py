@@ -1,0 +1,1 @@
+"""Dataset catalog: manifests (data cards), source readers, de-identification, releases."""

@@ -1,0 +1,1 @@
+"""Access policies: the tiers of each dataset, loaded strictly, resolved default-deny."""

@@ -1,0 +1,76 @@
+"""Plain factory functions for tests (no hidden fixture state)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from portal.catalog.releases import Release, current_release, register_release
+from portal.identity import Principal, principal_for_email
+from portal.services.context import Context
+from portal.store import people
+from portal.store.db import transaction
+
+
+def make_team(ctx: Context, slug: str = "acme-health", name: str | None = None) -> int:
+    with transaction(ctx.conn):
+        return people.ensure_team(ctx.conn, slug, name or slug.title())
+
+
+def make_user(ctx: Context, email: str, role: str = "member", team: str | None = None,
+              status: str = "active") -> Principal:
+    with transaction(ctx.conn):
+        user_id = people.ensure_user(ctx.conn, email=email, role=role, status=status)
+        if team:
+            team_id = people.ensure_team(ctx.conn, team, team.title())
+            people.set_membership(ctx.conn, user_id, team_id)
+    if status != "active":
+        from portal.identity import principal_from_row
+        return principal_from_row(ctx.conn, people.get_user_by_email(ctx.conn, email))
+    return principal_for_email(ctx.conn, email)
+
+
+def make_release(ctx: Context, dataset_id: str, dev_sql: dict[str, str],
+                 holdout_sql: dict[str, str] | None = None,
+                 person_columns: dict[str, str | None] | None = None,
+                 classifications: dict[str, str] | None = None,
+                 version: str = "v1") -> Release:
+    """Write a small release directly (bypassing the builder) for tests of code that consumes
+    releases. ``dev_sql`` maps table name → a DuckDB SELECT producing its rows."""
+    holdout_sql = holdout_sql or {}
+    person_columns = person_columns or {}
+    classifications = classifications or {}
+    rel_dir = Path(dataset_id) / version
+    directory = ctx.settings.releases_dir / rel_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    card: dict[str, Any] = {"dataset": dataset_id, "version": version, "tables": {}}
+    for part, sqls in (("dev", dev_sql), ("holdout", holdout_sql)):
+        con = duckdb.connect(str(directory / f"{part}.duckdb"))
+        for table, sql in dev_sql.items():
+            source = sqls.get(table, f"SELECT * FROM ({dev_sql[table]}) LIMIT 0")
+            con.execute(f'CREATE TABLE "{table}" AS {source}')
+        con.close()
+    con = duckdb.connect(str(directory / "dev.duckdb"), read_only=True)
+    hold = duckdb.connect(str(directory / "holdout.duckdb"), read_only=True)
+    for table in dev_sql:
+        cols = con.execute(f'DESCRIBE "{table}"').fetchall()
+        card["tables"][table] = {
+            "person_column": person_columns.get(table, "person_id" if any(
+                c[0] == "person_id" for c in cols) else None),
+            "dev_rows": con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0],
+            "holdout_rows": hold.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0],
+            "columns": [{"name": c[0], "type": c[1],
+                         "classification": classifications.get(c[0], "clinical")} for c in cols],
+        }
+    con.close()
+    hold.close()
+    (directory / "card.json").write_text(json.dumps(card), encoding="utf-8")
+    (directory / "report.json").write_text(json.dumps({"dataset": dataset_id, "passed": True}),
+                                           encoding="utf-8")
+    register_release(ctx.conn, dataset_id=dataset_id, title=dataset_id, version=version,
+                     relative_directory=str(rel_dir), manifest_hash="test", built_by="test",
+                     summary={})
+    return current_release(ctx.conn, ctx.settings, dataset_id)
