@@ -63,7 +63,8 @@ class Settings:
         env = os.environ if environ is None else environ
         environment = env.get("PORTAL_ENV", "development") or "development"
         if environment not in ENVIRONMENTS:
-            raise ConfigError(f"PORTAL_ENV must be one of {', '.join(ENVIRONMENTS)}, got {environment!r}")
+            raise ConfigError(
+                f"PORTAL_ENV must be one of {', '.join(ENVIRONMENTS)}, got {environment!r}")
         home = Path(env.get("PORTAL_HOME") or "var").expanduser().resolve()
         root = Path(__file__).resolve().parent.parent
 

@@ -80,7 +80,8 @@ class ConfigError(PortalError):
     code = "invalid_configuration"
     exit_code = 2
 
-    def __init__(self, message: str = "", problems: list[str] | None = None, code: str | None = None):
+    def __init__(self, message: str = "", problems: list[str] | None = None,
+                 code: str | None = None) -> None:
         self.problems = list(problems or ([message] if message else []))
         super().__init__(code or self.code, message or "; ".join(self.problems))
 

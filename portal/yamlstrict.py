@@ -22,7 +22,8 @@ MAX_BYTES = 1_000_000
 M = TypeVar("M", bound=BaseModel)
 
 _BOOL_OK = {"true", "false"}
-_BOOL_AMBIGUOUS = re.compile(r"^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF|True|TRUE|False|FALSE)$")
+_BOOL_AMBIGUOUS = re.compile(
+    r"^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF|True|TRUE|False|FALSE)$")
 _LEADING_ZERO_INT = re.compile(r"^[-+]?0[0-9_]+$")
 _SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$")
 _OTHER_BASES = re.compile(r"^[-+]?0(b[01_]+|x[0-9a-fA-F_]+|o[0-7_]+)$")
@@ -120,9 +121,7 @@ def _check_events(text: str, reader: _Reader) -> None:
         explicit_tag = tag is not None and (implicit is False or implicit == (False, False))
         if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
             explicit_tag = tag is not None and not event.implicit
-        if explicit_tag and tag not in _CORE_TAGS | {"!"}:
-            reader.problem(line, f"YAML tags ({tag}) are not allowed")
-        elif explicit_tag:
+        if explicit_tag and tag not in _CORE_TAGS | {"!"} or explicit_tag:
             reader.problem(line, f"YAML tags ({tag}) are not allowed")
 
 

@@ -94,7 +94,8 @@ def release_from_directory(dataset_id: str, version: str, directory: Path,
 def current_release(conn: sqlite3.Connection, settings: Settings, dataset_id: str) -> Release:
     """The current release of a dataset. Raises NotFound(code='release_not_found')."""
     row = conn.execute(
-        "SELECT version, directory, built_at FROM releases WHERE dataset_id = ? AND status = 'current'",
+        "SELECT version, directory, built_at FROM releases"
+        " WHERE dataset_id = ? AND status = 'current'",
         (dataset_id,),
     ).fetchone()
     if row is None:
@@ -124,8 +125,8 @@ def register_release(conn: sqlite3.Connection, *, dataset_id: str, title: str, v
             " manifest_hash = excluded.manifest_hash, updated_at = excluded.updated_at",
             (dataset_id, title, manifest_hash, now),
         )
-        conn.execute("UPDATE releases SET status = 'superseded' WHERE dataset_id = ? AND status = 'current'",
-                     (dataset_id,))
+        conn.execute("UPDATE releases SET status = 'superseded'"
+                     " WHERE dataset_id = ? AND status = 'current'", (dataset_id,))
         conn.execute(
             "INSERT INTO releases (dataset_id, version, directory, status, built_at, built_by,"
             " manifest_hash, summary) VALUES (?, ?, ?, 'current', ?, ?, ?, ?)",
