@@ -17,6 +17,12 @@ class Persona:
     def sub(self) -> str:
         return self.subject or self.email.split("@")[0] + "-" + (self.team or "platform")
 
+    def claims(self, staff_group: str = "portal-staff") -> dict[str, object]:
+        """The ID-token claims the development sign-in provider issues for this persona."""
+        groups = [staff_group] if self.role == "staff" else [f"startup-{self.team}"]
+        return {"sub": self.sub, "email": self.email, "email_verified": True,
+                "name": self.name, "groups": groups}
+
 
 TEAMS = {
     "acme-health": "Acme Health",

@@ -68,3 +68,16 @@ def team_members(conn: sqlite3.Connection, team_id: int) -> list[sqlite3.Row]:
         "SELECT u.* FROM users u JOIN memberships m ON m.user_id = u.id WHERE m.team_id = ?"
         " ORDER BY u.email", (team_id,),
     ).fetchall()
+
+
+def bind_identity(conn: sqlite3.Connection, user_id: int, issuer: str, subject: str) -> None:
+    """Link a user row to its (issuer, subject); an invited user becomes active."""
+    conn.execute(
+        "UPDATE users SET issuer = ?, subject = ?,"
+        " status = CASE status WHEN 'invited' THEN 'active' ELSE status END WHERE id = ?",
+        (issuer, subject, user_id),
+    )
+
+
+def touch_last_seen(conn: sqlite3.Connection, user_id: int) -> None:
+    conn.execute("UPDATE users SET last_seen_at = ? WHERE id = ?", (utcnow(), user_id))
