@@ -1,0 +1,29 @@
+"""Showing errors to people: a stable code and a sentence, never internals."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import streamlit as st
+
+from portal.errors import InternalError, PortalError, public_error
+from portal.ui.text import md_escape
+
+log = logging.getLogger("portal.ui")
+
+
+def error_text(exc: BaseException) -> str:
+    """The line shown for an error: ``code — message`` for user errors; for anything else a
+    generic message with a short reference that staff can find in the server log."""
+    shown = public_error(exc)
+    if isinstance(shown, InternalError) or not isinstance(exc, PortalError):
+        reference = secrets.token_hex(4)
+        log.error("internal error (reference %s)", reference, exc_info=exc)
+        return f"{shown.code} — {shown.message} Reference: {reference}."
+    return f"{shown.code} — {shown.message}"
+
+
+def show_error(exc: BaseException) -> None:
+    """Render an error box for ``exc`` (see :func:`error_text`)."""
+    st.error(md_escape(error_text(exc)), icon=":material/block:")

@@ -1,0 +1,47 @@
+"""Which pages each kind of visitor gets in the navigation. Hiding a page is not access control:
+every page runs its own guard (portal.ui.session.require_principal)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from portal.ui.session import Kind
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+# (file under pages/, title, material icon, url path)
+STARTUP_PAGES = [
+    ("home.py", "Home", "home", "home"),
+    ("catalog.py", "Catalog", "menu_book", "catalog"),
+    ("request_access.py", "Request access", "key", "request-access"),
+    ("workspace.py", "SQL workspace", "terminal", "workspace"),
+    ("sandbox.py", "Validation sandbox", "science", "sandbox"),
+]
+STAFF_PAGES = [
+    ("home.py", "Home", "home", "home"),
+    ("review_queue.py", "Review queue", "fact_check", "review"),
+    ("teams.py", "Teams and people", "groups", "teams"),
+    ("grants.py", "Grants", "vpn_key", "grants"),
+    ("audit_log.py", "Audit", "policy", "audit"),
+    ("datasets_admin.py", "Datasets", "dataset", "datasets"),
+    ("validation_runs.py", "Validation runs", "science", "validation-runs"),
+    ("catalog.py", "Catalog", "menu_book", "catalog"),
+]
+WELCOME = [("welcome.py", "Welcome", "login", "welcome")]
+
+
+def page_specs(kind: Kind) -> list[tuple[str, str, str, str]]:
+    """The page specs for a kind of visitor, leaving out page files that do not exist (the
+    sandbox pages arrive separately)."""
+    specs = {"member": STARTUP_PAGES, "staff": STAFF_PAGES}.get(kind, WELCOME)
+    return [s for s in specs if (ROOT / "pages" / s[0]).is_file()]
+
+
+def pages_for(kind: Kind) -> list[st.Page]:
+    return [
+        st.Page(str(ROOT / "pages" / file), title=title, icon=f":material/{icon}:",
+                url_path=url, default=(i == 0))
+        for i, (file, title, icon, url) in enumerate(page_specs(kind))
+    ]

@@ -1,0 +1,68 @@
+"""Shared widgets: the development sign-in banner, the sign-in prompt, refusals, how to join,
+the signed-in box in the sidebar. Every user- or dataset-supplied string goes through
+:func:`portal.ui.text.md_escape` or a non-markdown element."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from portal.errors import Denied
+from portal.identity import Principal
+from portal.ui.errors import error_text
+from portal.ui.text import md_escape
+
+DEV_BANNER = ("Development sign-in: the embedded test identity provider is in use. "
+              "Use demo data only.")
+
+
+def dev_sign_in_banner() -> None:
+    st.warning(DEV_BANNER, icon=":material/science:")
+
+
+def sign_in_prompt() -> None:
+    """What a signed-out visitor sees on every page."""
+    st.title("Accelerator Portal")
+    st.write("Governed access to de-identified clinical datasets and model validation for "
+             "the health system's startup accelerator. Sign in with your organisation account.")
+    if st.button("Sign in", type="primary", key="portal_sign_in"):
+        st.login()
+
+
+def sign_out_button(key: str) -> None:
+    if st.button("Sign out", key=key):
+        st.logout()
+
+
+def refusal(error: Denied | None) -> None:
+    """A refused sign-in (suspended, expired session, conflicting identity)."""
+    st.title("You cannot use the portal right now")
+    st.error(md_escape(error_text(error or Denied())), icon=":material/block:")
+    expired = error is not None and error.code == "session_expired"
+    if expired and st.button("Sign in again", type="primary", key="portal_sign_in_again"):
+        st.login()
+    sign_out_button("portal_sign_out_refused")
+
+
+def how_to_join(principal: Principal | None) -> None:
+    """For a signed-in person the portal does not know: how to get an invitation."""
+    st.title("How to join the Accelerator Portal")
+    who = md_escape(principal.email) if principal and principal.email else "this account"
+    st.markdown(
+        f"You are signed in as **{who}**, but this account is not a portal user yet.\n\n"
+        "The portal is open to startups in the health system's accelerator and to platform "
+        "staff. To join:\n\n"
+        "1. Ask your accelerator contact to onboard your startup; platform staff then invite "
+        "each team member by e-mail address.\n"
+        "2. Sign in again with the invited address, using an account whose e-mail address is "
+        "verified by your organisation. The first sign-in links it to your invitation.\n\n"
+        "If you already had access, your invitation may have gone to another address: contact "
+        "platform staff."
+    )
+    sign_out_button("portal_sign_out_unknown")
+
+
+def signed_in_sidebar(principal: Principal) -> None:
+    with st.sidebar:
+        role = "Platform staff" if principal.is_staff else f"Team {principal.team}"
+        st.caption(f"Signed in as {md_escape(principal.email)} · {md_escape(role)}")
+        sign_out_button("portal_sign_out")
