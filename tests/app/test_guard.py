@@ -1,0 +1,96 @@
+"""Every page runs its own guard, also when its file is opened directly: signed-out, unknown,
+suspended and wrong-role visitors see nothing of the page."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal import audit
+from portal.store.db import transaction
+from tests.app.helpers import ROOT, app, claims, error_codes, texts
+
+STAFF_ONLY = {"review_queue.py", "teams.py", "grants.py", "audit_log.py", "datasets_admin.py"}
+MEMBER_ONLY = {"catalog.py": False, "request_access.py": True, "workspace.py": True}
+OWN_PAGES = sorted(p.name for p in (ROOT / "pages").glob("*.py")
+                   if p.name not in ("sandbox.py", "validation_runs.py"))
+FOUNDER = "founder@gamma-ai.example"
+STAFF = "staff@platform.example"
+
+
+@pytest.mark.parametrize("page", OWN_PAGES)
+def test_signed_out_visitor_sees_only_the_sign_in_prompt(seeded, page):
+    at = app(page)
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert [t.value for t in at.title] == ["Accelerator Portal"]
+    assert not at.dataframe and not at.sidebar.button
+
+
+@pytest.mark.parametrize("page", OWN_PAGES)
+def test_unknown_person_sees_how_to_join(seeded, page):
+    at = app(page, claims("stranger@elsewhere.example"))
+    at.run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["How to join the Accelerator Portal"]
+    assert not at.dataframe and not at.text_area and not at.selectbox
+
+
+@pytest.mark.parametrize("page", OWN_PAGES)
+def test_suspended_user_is_refused_and_the_refusal_audited(seeded, page):
+    with transaction(seeded.conn):
+        seeded.conn.execute("UPDATE users SET status = 'suspended' WHERE email = ?", (FOUNDER,))
+    at = app(page, claims(FOUNDER))
+    at.run()
+    assert not at.exception
+    assert error_codes(at) == ["user_suspended"]
+    assert not at.dataframe and not at.text_area and not at.selectbox
+    assert audit.list_events(seeded.conn, action="identity.sign_in", decision="denied")
+
+
+@pytest.mark.parametrize("page", OWN_PAGES)
+def test_expired_session_is_refused(seeded, page):
+    at = app(page, claims(FOUNDER, iat=1_000_000_000))
+    at.run()
+    assert error_codes(at) == ["session_expired"]
+    assert "Sign in again" in [b.label for b in at.button]
+
+
+@pytest.mark.parametrize("page", sorted(STAFF_ONLY & set(OWN_PAGES)))
+def test_member_opening_a_staff_page_directly_is_refused_and_audited(seeded, page):
+    at = app(page, claims(FOUNDER))
+    at.run()
+    assert not at.exception
+    assert error_codes(at) == ["staff_only"]
+    assert not at.dataframe and not at.text_area and not at.selectbox
+    events = audit.list_events(seeded.conn, action="ui.page", decision="denied")
+    assert events and events[0].actor == FOUNDER
+
+
+@pytest.mark.parametrize("page", sorted({p for p, m in MEMBER_ONLY.items() if m} & set(OWN_PAGES)))
+def test_staff_opening_a_startup_page_directly_is_refused(seeded, page):
+    at = app(page, claims(STAFF))
+    at.run()
+    assert error_codes(at) == ["member_only"]
+    assert not at.text_area and not at.selectbox
+
+
+def test_router_gives_a_signed_out_visitor_only_the_welcome_page(seeded):
+    at = app(None)
+    at.run()
+    assert [b.label for b in at.button] == ["Sign in"]
+    with pytest.raises(ValueError):
+        at.switch_page(str(ROOT / "pages" / "audit_log.py")).run()
+
+
+def test_development_banner_is_shown_in_development(seeded):
+    at = app("home.py", claims(FOUNDER))
+    at.run()
+    assert any("Development sign-in" in w.value for w in at.warning)
+
+
+def test_home_shows_the_team_of_the_signed_in_member(seeded):
+    at = app("home.py", claims(FOUNDER))
+    at.run()
+    assert not at.exception
+    assert "gamma-ai" in texts(at)
