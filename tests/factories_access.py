@@ -3,7 +3,9 @@ them: ``from tests.factories_access import make_grant``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from portal.access import grants as grants_mod
 from portal.access.grants import Grant
@@ -48,3 +50,58 @@ def make_grant(ctx: Context, team: str, dataset: str, tier: str, days: int = 30,
         elif status != "active":
             raise ValueError(f"unknown grant status {status!r}")
         return grants_mod.get_grant(ctx.conn, grant.id)
+
+
+POLICY_TEMPLATE = """\
+dataset: {dataset}
+terms: "Use the data only for the stated purpose. Do not attempt re-identification."
+tiers:
+  row-level:
+    description: "Row-level access to de-identified records."
+    result_mode: rows
+    max_rows: 1000
+    budget: {{per_minute: 30, per_day: 2000}}
+    max_grant_days: 90
+    approvals_required: {row_level_approvals}
+    request:
+      purpose_min_chars: 40
+      purpose_max_chars: 400
+      terms_required: true
+      ethics_reference_required: {ethics}
+    tables:
+      person: {{allow_columns: ["person_id", "year_of_birth"]}}
+  aggregate:
+    description: "Aggregates of at least 11 persons."
+    result_mode: aggregate
+    min_persons: 11
+    max_rows: 10000
+    round_counts_to: 5
+    budget: {{per_minute: 30, per_day: 2000}}
+    max_grant_days: 180
+    request:
+      purpose_min_chars: 20
+      purpose_max_chars: 400
+      terms_required: true
+    tables:
+      person: {{allow_columns: ["person_id", "year_of_birth"]}}
+"""
+
+
+def write_policy(directory: Path, dataset: str = "eunomia", row_level_approvals: int = 1,
+                 ethics: bool = False) -> Path:
+    """Write a small valid access policy (tiers ``row-level`` and ``aggregate``) for tests."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{dataset}.yaml"
+    path.write_text(POLICY_TEMPLATE.format(dataset=dataset, ethics=str(ethics).lower(),
+                                           row_level_approvals=row_level_approvals),
+                    encoding="utf-8")
+    return path
+
+
+def policy_ctx(ctx: Context, directory: Path, **policy: object) -> Context:
+    """The same store, with settings pointing at a policy folder holding ``write_policy(...)``."""
+    write_policy(directory, **policy)  # type: ignore[arg-type]
+    return Context(settings=replace(ctx.settings, policies_dir=directory), conn=ctx.conn)
+
+
+PURPOSE = "We study GI bleeding risk after NSAID exposure to build a triage model."

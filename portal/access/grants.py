@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from portal import audit
+from portal.access.actors import check_member_team
 from portal.access.states import check_transition
 from portal.errors import Denied, NotFound
 from portal.identity import Principal
@@ -121,29 +122,6 @@ def _grant(row: sqlite3.Row) -> Grant:
 
 
 # --- the check ------------------------------------------------------------------------------
-def _member_team(conn: sqlite3.Connection, principal: Principal) -> sqlite3.Row:
-    """Re-read the principal's user and team from the store; raise Denied unless an active
-    member of an active team."""
-    user = None
-    if principal.user_id is not None:
-        user = conn.execute("SELECT * FROM users WHERE id = ?", (principal.user_id,)).fetchone()
-    if user is None or user["role"] != "member" or user["status"] in ("invited", "removed"):
-        raise Denied("not_a_member", "Only members of a startup team can use datasets "
-                                     "through a grant.")
-    if user["status"] != "active":
-        raise Denied("user_suspended", "Your account is suspended; contact platform staff.")
-    team = conn.execute(
-        "SELECT t.* FROM teams t JOIN memberships m ON m.team_id = t.id WHERE m.user_id = ?",
-        (user["id"],),
-    ).fetchone()
-    if team is None:
-        raise Denied("not_a_member", "Your account is not a member of a startup team.")
-    if team["status"] != "active":
-        raise Denied("team_suspended", "Your team's access is suspended; contact platform "
-                                       "staff.")
-    return team
-
-
 def latest_grant(conn: sqlite3.Connection, team_id: int, dataset_id: str) -> Grant | None:
     """The team's active grant for the dataset, else its most recent one, else None."""
     row = conn.execute(
@@ -164,7 +142,7 @@ def check_active_grant(conn: sqlite3.Connection, principal: Principal, dataset_i
     ``grant_revoked`` (message includes the staff's reason). An active grant found past its
     expiry is marked expired (audited) before the denial is raised."""
     moment = now_utc(now)
-    team = _member_team(conn, principal)
+    _, team = check_member_team(conn, principal)
     grant = latest_grant(conn, team["id"], dataset_id)
     if grant is None:
         raise Denied("no_grant", f"Your team has no grant for {dataset_id}. Request access "

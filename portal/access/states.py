@@ -29,8 +29,8 @@ class Transition:
 # --- access requests ------------------------------------------------------------------------
 REQUEST_STATES: dict[str, str] = {
     "submitted": "Waiting for a staff review.",
-    "awaiting_second_approval": "One approval given; the tier requires another from different "
-                                "staff.",
+    "awaiting_second_approval": "At least one approval given; the tier requires more, each from "
+                                "different staff.",
     "approved": "Approved; a grant was created in the same transaction.",
     "denied": "Denied by staff, with a reason.",
     "withdrawn": "Withdrawn by a member of the requesting team.",
@@ -43,8 +43,10 @@ REQUEST_TRANSITIONS: tuple[Transition, ...] = (
     Transition("submitted", "approved", "approve", "staff", "last required approval"),
     Transition("submitted", "awaiting_second_approval", "approve", "staff",
                "first of two approvals"),
+    Transition("awaiting_second_approval", "awaiting_second_approval", "approve", "staff",
+               "another approval, more still required"),
     Transition("awaiting_second_approval", "approved", "approve", "staff",
-               "second approval, different staff"),
+               "last required approval, different staff"),
     Transition("submitted", "denied", "deny", "staff"),
     Transition("awaiting_second_approval", "denied", "deny", "staff"),
     Transition("submitted", "withdrawn", "withdraw", "member"),

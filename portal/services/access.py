@@ -1,0 +1,297 @@
+"""Access use cases: requests, reviews, grants — called by the browser pages and the CLI.
+
+Each function takes the Context and the acting Principal, re-reads who the principal is from the
+store, performs its writes and their audit events in one transaction, and returns plain dicts.
+A refused attempt (denied, rejected, not found, invalid) is rolled back and then audited with its
+error code, so tampering (another team's request id, a member approving) leaves a trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from portal import audit
+from portal.access import grants, requests, reviews
+from portal.access.actors import can_staff, check_member_team, check_staff
+from portal.access.policy import dataset_policy, terms_hash, tier_policy
+from portal.access.states import REQUEST_OPEN, REQUEST_STATES
+from portal.errors import Denied, InvalidInput, NotFound, Rejected, UserError
+from portal.identity import Principal
+from portal.services.context import Context
+from portal.store import people
+from portal.store.db import transaction
+
+T = TypeVar("T")
+DIRECT_GRANT_PURPOSE = "Granted directly by platform staff."
+
+
+def _attempt(ctx: Context, principal: Principal, action: str, target: str | None,
+             work: Callable[[], T], details: dict[str, Any] | None = None) -> T:
+    """Run ``work`` in one write transaction; on a user error roll back, audit the refusal
+    (decision ``denied`` or ``rejected``, reason = the error code) and re-raise."""
+    try:
+        with transaction(ctx.conn):
+            return work()
+    except UserError as exc:
+        audit.record(ctx.conn, actor=principal.actor, team=principal.team, action=action,
+                     target=target, decision="denied" if isinstance(exc, Denied) else "rejected",
+                     reason=exc.code, details=details or {})
+        raise
+
+
+def _ref(value: object) -> str:
+    """A caller-supplied reference, bounded, for audit details."""
+    return str(value)[:100]
+
+
+# --- requests -------------------------------------------------------------------------------
+def submit_request(ctx: Context, principal: Principal, dataset_id: str, tier: str,
+                   purpose: str, agreed_terms: bool,
+                   ethics_reference: str | None = None) -> dict[str, Any]:
+    """A team member requests a dataset tier. The purpose is stored verbatim (rendering is the
+    UI's job). Raises Denied (``staff_cannot_request``, ``not_a_member``, ``user_suspended``,
+    ``team_suspended``), NotFound (``unknown_dataset``, ``unknown_tier``), InvalidInput (see
+    :func:`portal.access.requests.validate_submission`), Rejected (``duplicate_request``)."""
+
+    def work() -> dict[str, Any]:
+        user, team = check_member_team(ctx.conn, principal, staff_code="staff_cannot_request")
+        policy, rules = tier_policy(ctx.settings, dataset_id, tier)
+        requests.validate_submission(rules, purpose, agreed_terms, ethics_reference)
+        made = requests.insert(
+            ctx.conn, team_id=team["id"], requested_by=user["id"], dataset_id=policy.dataset,
+            tier=tier, purpose=purpose, agreed_terms=agreed_terms,
+            terms_hash=terms_hash(policy) if agreed_terms else None,
+            ethics_reference=ethics_reference, approvals_required=rules.approvals_required)
+        audit.record(ctx.conn, actor=principal.actor, team=made.team, action="request.submit",
+                     target=f"request:{made.id}", decision="done",
+                     details={"dataset": made.dataset_id, "tier": tier,
+                              "approvals_required": made.approvals_required})
+        return made.to_dict()
+
+    return _attempt(ctx, principal, "request.submit", None, work,
+                    {"dataset": _ref(dataset_id), "tier": _ref(tier)})
+
+
+def withdraw_request(ctx: Context, principal: Principal, request_id: int) -> dict[str, Any]:
+    """A member withdraws an open request of their own team. Raises NotFound, Denied
+    (``not_your_request``, ``invalid_transition``, membership codes)."""
+    return _attempt(ctx, principal, "request.withdraw", f"request:{_ref(request_id)}",
+                    lambda: reviews.withdraw(ctx.conn, principal, request_id).to_dict())
+
+
+def get_request(ctx: Context, principal: Principal, request_id: int) -> dict[str, Any]:
+    """One request: staff see any (with the team's history); members only their team's.
+    Raises NotFound, Denied (``not_your_request``, membership codes); refusals are audited."""
+
+    def work() -> dict[str, Any]:
+        found = requests.get(ctx.conn, request_id)
+        if can_staff(ctx.conn, principal):
+            return _with_history(ctx, found.to_dict())
+        _, team = check_member_team(ctx.conn, principal)
+        if team["id"] != found.team_id:
+            raise Denied("not_your_request", "This request belongs to another team.")
+        return found.to_dict()
+
+    return _attempt(ctx, principal, "request.view", f"request:{_ref(request_id)}", work)
+
+
+def _check_status(status: str | None) -> tuple[str, ...] | None:
+    if status is None:
+        return None
+    if status == "open":
+        return tuple(sorted(REQUEST_OPEN))
+    if status not in REQUEST_STATES:
+        raise InvalidInput("unknown_status", f"Request states are: open, "
+                                             f"{', '.join(REQUEST_STATES)}.")
+    return (status,)
+
+
+def list_requests(ctx: Context, principal: Principal,
+                  status: str | None = None) -> list[dict[str, Any]]:
+    """Requests newest first. Members see their own team's; staff see all, each with the
+    team's history. ``status``: a request state or ``open``. Raises Denied, InvalidInput."""
+    statuses = _check_status(status)
+    if can_staff(ctx.conn, principal):
+        found = requests.list_requests(ctx.conn, statuses=statuses)
+        return [_with_history(ctx, r.to_dict()) for r in found]
+    _, team = check_member_team(ctx.conn, principal)
+    return [r.to_dict() for r in requests.list_requests(ctx.conn, team_id=team["id"],
+                                                        statuses=statuses)]
+
+
+def _with_history(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Add the team's other requests and its grants (what a reviewer wants to see)."""
+    others = [r for r in requests.list_requests(ctx.conn, team_id=data["team_id"])
+              if r.id != data["id"]]
+    team_grants = grants.list_grants(ctx.conn, team_id=data["team_id"])
+    data["team_history"] = {
+        "requests": [{"id": r.id, "dataset_id": r.dataset_id, "tier": r.tier,
+                      "status": r.status, "created_at": r.created_at} for r in others],
+        "grants": [{"id": g.id, "dataset_id": g.dataset_id, "tier": g.tier,
+                    "status": g.effective_status(), "expires_at": g.expires_at,
+                    "revoked_reason": g.revoked_reason} for g in team_grants],
+    }
+    return data
+
+
+def _tier_choices(ctx: Context, dataset_id: str) -> dict[str, dict[str, int]]:
+    try:
+        policy = dataset_policy(ctx.settings, dataset_id)
+    except NotFound:
+        return {}
+    return {name: {"max_grant_days": t.max_grant_days,
+                   "approvals_required": t.approvals_required}
+            for name, t in policy.tiers.items()}
+
+
+def review_queue(ctx: Context, principal: Principal) -> list[dict[str, Any]]:
+    """Open requests, oldest first, for staff: each with the team's history, the dataset's tiers
+    (longest grant, approvals required), and whether this reviewer may decide it
+    (``can_review``, and ``review_blocked_by``: the Denied code when not). Raises Denied."""
+    check_staff(ctx.conn, principal)
+    queue = []
+    for found in requests.list_requests(ctx.conn, statuses=tuple(sorted(REQUEST_OPEN)),
+                                        oldest_first=True):
+        data = _with_history(ctx, found.to_dict())
+        try:
+            reviews.check_can_review(ctx.conn, principal, found)
+            data["can_review"], data["review_blocked_by"] = True, None
+        except Denied as exc:
+            data["can_review"], data["review_blocked_by"] = False, exc.code
+        data["tiers"] = _tier_choices(ctx, found.dataset_id)
+        queue.append(data)
+    return queue
+
+
+def approve_request(ctx: Context, principal: Principal, request_id: int, days: int,
+                    tier: str | None = None, conditions: str = "",
+                    now: datetime | None = None) -> dict[str, Any]:
+    """Staff approve a request (see :func:`portal.access.reviews.approve` for the rules and
+    error codes). The grant, the request's transition and their audit events commit together."""
+    return _attempt(ctx, principal, "request.approve", f"request:{_ref(request_id)}",
+                    lambda: reviews.approve(ctx.conn, ctx.settings, principal, request_id, days,
+                                            tier, conditions, now).to_dict(),
+                    {"days": _ref(days), "tier": _ref(tier)})
+
+
+def deny_request(ctx: Context, principal: Principal, request_id: int,
+                 reason: str) -> dict[str, Any]:
+    """Staff deny a request with a reason (see :func:`portal.access.reviews.deny`)."""
+    return _attempt(ctx, principal, "request.deny", f"request:{_ref(request_id)}",
+                    lambda: reviews.deny(ctx.conn, principal, request_id, reason).to_dict())
+
+
+# --- grants ---------------------------------------------------------------------------------
+def grant_access(ctx: Context, principal: Principal, team: str, dataset_id: str, tier: str,
+                 days: int, purpose: str = "", conditions: str = "",
+                 now: datetime | None = None) -> dict[str, Any]:
+    """Staff grant a team a tier directly (without a request). Supersedes the team's active
+    grant for the dataset. Raises Denied (``staff_only``, ``own_team``, ``team_suspended``),
+    NotFound (``unknown_team``, ``unknown_dataset``, ``unknown_tier``), InvalidInput,
+    Rejected (``duration_exceeds_policy``, ``two_approvals_required``: such tiers go through a
+    request so that two staff decide)."""
+
+    def work() -> dict[str, Any]:
+        staff = check_staff(ctx.conn, principal)
+        row = people.get_team(ctx.conn, str(team))
+        if row is None:
+            raise NotFound("unknown_team", "There is no team with that name.")
+        if row["status"] != "active":
+            raise Denied("team_suspended", "That team is suspended; reactivate it first.")
+        if ctx.conn.execute("SELECT 1 FROM memberships WHERE user_id = ? AND team_id = ?",
+                            (staff["id"], row["id"])).fetchone():
+            raise Denied("own_team", "You cannot grant access to your own team.")
+        policy, rules = tier_policy(ctx.settings, dataset_id, tier)
+        duration = reviews.check_days(days, rules.max_grant_days)
+        if rules.approvals_required > 1:
+            raise Rejected("two_approvals_required",
+                           f"The {tier} tier needs {rules.approvals_required} approvals from "
+                           f"different staff; the team must submit a request.")
+        text = reviews.clean_text(purpose, "invalid_purpose", "the purpose", 4000, False)
+        made = grants.create_grant(
+            ctx.conn, actor=principal.actor, team_id=row["id"], dataset_id=policy.dataset,
+            tier=tier, purpose=text or DIRECT_GRANT_PURPOSE, approved_by=staff["id"],
+            days=duration, conditions=(conditions or "").strip(), now=now)
+        return made.to_dict(now)
+
+    return _attempt(ctx, principal, "grant.create", None, work,
+                    {"team": _ref(team), "dataset": _ref(dataset_id), "tier": _ref(tier)})
+
+
+def revoke_grant(ctx: Context, principal: Principal, grant_id: int,
+                 reason: str) -> dict[str, Any]:
+    """Staff revoke a grant with a reason; the team's next query is refused with it. Raises
+    Denied (``staff_only``, ``invalid_transition``), NotFound (``unknown_grant``), InvalidInput
+    (``reason_required``)."""
+
+    def work() -> dict[str, Any]:
+        staff = check_staff(ctx.conn, principal)
+        text = reviews.clean_text(reason, "reason_required", "a reason", reviews.REASON_MAX_CHARS,
+                             True)
+        try:
+            key = int(grant_id)
+        except (TypeError, ValueError):
+            raise NotFound("unknown_grant", "There is no such grant.") from None
+        return grants.revoke(ctx.conn, actor=principal.actor, grant_id=key,
+                             revoked_by=staff["id"], reason=text).to_dict()
+
+    return _attempt(ctx, principal, "grant.revoke", f"grant:{_ref(grant_id)}", work)
+
+
+def _extract_path(ctx: Context, grant: grants.Grant) -> str | None:
+    """Where the grant's governed extract is, for staff (None until it exists)."""
+    return None
+
+
+def _grant_rows(ctx: Context, found: list[grants.Grant], bucket: str | None, staff: bool,
+                now: datetime | None) -> list[dict[str, Any]]:
+    if bucket is not None and bucket not in grants.BUCKETS:
+        raise InvalidInput("unknown_bucket", f"Grant lists are: {', '.join(grants.BUCKETS)}.")
+    rows = []
+    for grant in found:
+        if bucket is not None and grant.bucket(now) != bucket:
+            continue
+        data = grant.to_dict(now)
+        if staff:
+            data["extract_path"] = _extract_path(ctx, grant)
+        rows.append(data)
+    return rows
+
+
+def list_grants(ctx: Context, principal: Principal, bucket: str | None = None,
+                now: datetime | None = None) -> list[dict[str, Any]]:
+    """Grants newest first, each with ``days_left``, ``effective_status`` and ``bucket``
+    (active, expiring_soon (≤ 14 days), expired, revoked). Staff see all; members their team's.
+    Raises Denied, InvalidInput (``unknown_bucket``)."""
+    if can_staff(ctx.conn, principal):
+        return _grant_rows(ctx, grants.list_grants(ctx.conn), bucket, True, now)
+    _, team = check_member_team(ctx.conn, principal)
+    return _grant_rows(ctx, grants.list_grants(ctx.conn, team_id=team["id"]), bucket, False,
+                       now)
+
+
+def list_grants_for_operator(ctx: Context, bucket: str | None = None) -> list[dict[str, Any]]:
+    """Every grant, for the `portal access list` command run on the server itself (whoever runs
+    it can already read the store file). Not for pages."""
+    return _grant_rows(ctx, grants.list_grants(ctx.conn), bucket, True, None)
+
+
+def expire_grants(ctx: Context, now: datetime | None = None) -> list[int]:
+    """Record every active grant past its expiry as expired (audited, actor ``system``).
+    Idempotent; expiry is enforced at check time whether or not this has run."""
+    return grants.expire_due(ctx.conn, now=now)
+
+
+def team_overview(ctx: Context, principal: Principal,
+                  now: datetime | None = None) -> dict[str, Any]:
+    """A member's Home page: the team, its active grants with days left, its open requests.
+    Raises Denied (membership codes)."""
+    _, team = check_member_team(ctx.conn, principal)
+    active = [g.to_dict(now) for g in grants.list_grants(ctx.conn, team_id=team["id"])
+              if g.effective_status(now) == "active"]
+    open_requests = [r.to_dict() for r in requests.list_requests(
+        ctx.conn, team_id=team["id"], statuses=tuple(sorted(REQUEST_OPEN)))]
+    return {"team": team["slug"], "team_name": team["name"], "grants": active,
+            "open_requests": open_requests}
