@@ -69,9 +69,45 @@ GRANT_TRANSITIONS: tuple[Transition, ...] = (
     Transition("active", "revoked", "supersede", "staff", "a newer grant replaces it"),
 )
 
+# --- startup team members (users with role 'member') and teams ------------------------------
+MEMBER_STATES: dict[str, str] = {
+    "invited": "Invited by e-mail; bound to an identity at the first sign-in.",
+    "active": "Signed in at least once; may act for the team.",
+    "suspended": "May not sign in or use any grant until reactivated.",
+    "removed": "No longer part of the team (kept for the audit trail).",
+}
+MEMBER_INITIAL = "invited"
+MEMBER_FINAL = frozenset({"removed"})
+MEMBER_TRANSITIONS: tuple[Transition, ...] = (
+    Transition("invited", "active", "sign_in", "system", "first sign-in with the invited e-mail"),
+    Transition("active", "suspended", "suspend", "staff"),
+    Transition("invited", "suspended", "suspend", "staff"),
+    Transition("suspended", "active", "reactivate", "staff", "has signed in before"),
+    Transition("suspended", "invited", "reactivate", "staff", "never signed in"),
+    Transition("invited", "removed", "remove", "staff"),
+    Transition("active", "removed", "remove", "staff"),
+    Transition("suspended", "removed", "remove", "staff"),
+)
+
+TEAM_STATES: dict[str, str] = {
+    "active": "Members may request and use grants.",
+    "suspended": "Every member is refused (team_suspended) until reactivated; grants are kept.",
+}
+TEAM_INITIAL = "active"
+TEAM_FINAL: frozenset[str] = frozenset()
+TEAM_TRANSITIONS: tuple[Transition, ...] = (
+    Transition("active", "suspended", "suspend", "staff"),
+    Transition("suspended", "active", "reactivate", "staff"),
+)
+
 MACHINES: dict[str, tuple[dict[str, str], str, tuple[Transition, ...]]] = {
     "request": (REQUEST_STATES, REQUEST_INITIAL, REQUEST_TRANSITIONS),
     "grant": (GRANT_STATES, GRANT_INITIAL, GRANT_TRANSITIONS),
+    "member": (MEMBER_STATES, MEMBER_INITIAL, MEMBER_TRANSITIONS),
+    "team": (TEAM_STATES, TEAM_INITIAL, TEAM_TRANSITIONS),
+}
+FINAL_STATES: dict[str, frozenset[str]] = {
+    "request": REQUEST_FINAL, "grant": GRANT_FINAL, "member": MEMBER_FINAL, "team": TEAM_FINAL,
 }
 
 
@@ -107,7 +143,9 @@ def can_transition(machine: str, source: str, target: str, action: str) -> bool:
 
 def _past(action: str) -> str:
     return {"approve": "approved", "deny": "denied", "withdraw": "withdrawn",
-            "expire": "expired", "revoke": "revoked", "supersede": "superseded"}.get(
+            "expire": "expired", "revoke": "revoked", "supersede": "superseded",
+            "suspend": "suspended", "reactivate": "reactivated", "remove": "removed",
+            "sign_in": "signed in"}.get(
         action, action)
 
 
@@ -120,7 +158,7 @@ def mermaid(machine: str) -> str:
         if t.note:
             label += f": {t.note}"
         lines.append(f"    {t.source} --> {t.target}: {label}")
-    finals = REQUEST_FINAL if machine == "request" else GRANT_FINAL
+    finals = FINAL_STATES[machine]
     for state in states:
         if state in finals:
             lines.append(f"    {state} --> [*]")

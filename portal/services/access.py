@@ -27,7 +27,7 @@ T = TypeVar("T")
 DIRECT_GRANT_PURPOSE = "Granted directly by platform staff."
 
 
-def _attempt(ctx: Context, principal: Principal, action: str, target: str | None,
+def audited_attempt(ctx: Context, principal: Principal, action: str, target: str | None,
              work: Callable[[], T], details: dict[str, Any] | None = None) -> T:
     """Run ``work`` in one write transaction; on a user error roll back, audit the refusal
     (decision ``denied`` or ``rejected``, reason = the error code) and re-raise."""
@@ -70,14 +70,14 @@ def submit_request(ctx: Context, principal: Principal, dataset_id: str, tier: st
                               "approvals_required": made.approvals_required})
         return made.to_dict()
 
-    return _attempt(ctx, principal, "request.submit", None, work,
+    return audited_attempt(ctx, principal, "request.submit", None, work,
                     {"dataset": _ref(dataset_id), "tier": _ref(tier)})
 
 
 def withdraw_request(ctx: Context, principal: Principal, request_id: int) -> dict[str, Any]:
     """A member withdraws an open request of their own team. Raises NotFound, Denied
     (``not_your_request``, ``invalid_transition``, membership codes)."""
-    return _attempt(ctx, principal, "request.withdraw", f"request:{_ref(request_id)}",
+    return audited_attempt(ctx, principal, "request.withdraw", f"request:{_ref(request_id)}",
                     lambda: reviews.withdraw(ctx.conn, principal, request_id).to_dict())
 
 
@@ -94,7 +94,7 @@ def get_request(ctx: Context, principal: Principal, request_id: int) -> dict[str
             raise Denied("not_your_request", "This request belongs to another team.")
         return found.to_dict()
 
-    return _attempt(ctx, principal, "request.view", f"request:{_ref(request_id)}", work)
+    return audited_attempt(ctx, principal, "request.view", f"request:{_ref(request_id)}", work)
 
 
 def _check_status(status: str | None) -> tuple[str, ...] | None:
@@ -170,7 +170,7 @@ def approve_request(ctx: Context, principal: Principal, request_id: int, days: i
                     now: datetime | None = None) -> dict[str, Any]:
     """Staff approve a request (see :func:`portal.access.reviews.approve` for the rules and
     error codes). The grant, the request's transition and their audit events commit together."""
-    return _attempt(ctx, principal, "request.approve", f"request:{_ref(request_id)}",
+    return audited_attempt(ctx, principal, "request.approve", f"request:{_ref(request_id)}",
                     lambda: reviews.approve(ctx.conn, ctx.settings, principal, request_id, days,
                                             tier, conditions, now).to_dict(),
                     {"days": _ref(days), "tier": _ref(tier)})
@@ -179,7 +179,7 @@ def approve_request(ctx: Context, principal: Principal, request_id: int, days: i
 def deny_request(ctx: Context, principal: Principal, request_id: int,
                  reason: str) -> dict[str, Any]:
     """Staff deny a request with a reason (see :func:`portal.access.reviews.deny`)."""
-    return _attempt(ctx, principal, "request.deny", f"request:{_ref(request_id)}",
+    return audited_attempt(ctx, principal, "request.deny", f"request:{_ref(request_id)}",
                     lambda: reviews.deny(ctx.conn, principal, request_id, reason).to_dict())
 
 
@@ -216,7 +216,7 @@ def grant_access(ctx: Context, principal: Principal, team: str, dataset_id: str,
             days=duration, conditions=(conditions or "").strip(), now=now)
         return made.to_dict(now)
 
-    return _attempt(ctx, principal, "grant.create", None, work,
+    return audited_attempt(ctx, principal, "grant.create", None, work,
                     {"team": _ref(team), "dataset": _ref(dataset_id), "tier": _ref(tier)})
 
 
@@ -237,7 +237,7 @@ def revoke_grant(ctx: Context, principal: Principal, grant_id: int,
         return grants.revoke(ctx.conn, actor=principal.actor, grant_id=key,
                              revoked_by=staff["id"], reason=text).to_dict()
 
-    return _attempt(ctx, principal, "grant.revoke", f"grant:{_ref(grant_id)}", work)
+    return audited_attempt(ctx, principal, "grant.revoke", f"grant:{_ref(grant_id)}", work)
 
 
 def _extract_path(ctx: Context, grant: grants.Grant) -> str | None:
