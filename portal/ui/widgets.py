@@ -66,3 +66,60 @@ def signed_in_sidebar(principal: Principal) -> None:
         role = "Platform staff" if principal.is_staff else f"Team {principal.team}"
         st.caption(f"Signed in as {md_escape(principal.email)} · {md_escape(role)}")
         sign_out_button("portal_sign_out")
+
+
+def requests_table(rows: list[dict]) -> None:
+    """Access requests as a grid (cells are rendered as text, never markup)."""
+    if not rows:
+        st.info("No requests yet.")
+        return
+    st.dataframe(
+        [{"request": r["id"], "dataset": r["dataset_id"], "tier": r["tier"],
+          "status": r["status"], "approvals": f"{r.get('approvals_given', 0)}/"
+                                              f"{r['approvals_required']}",
+          "submitted": r["created_at"], "by": r["requested_by"],
+          "decision reason": r.get("decision_reason") or ""} for r in rows],
+        hide_index=True, width="stretch")
+
+
+def grants_table(rows: list[dict], staff: bool = False) -> None:
+    """Grants as a grid with days left and status."""
+    if not rows:
+        st.info("No grants here.")
+        return
+    st.dataframe(
+        [{"grant": g["id"], **({"team": g["team"]} if staff else {}),
+          "dataset": g["dataset_id"], "tier": g["tier"], "status": g["effective_status"],
+          "days left": g["days_left"], "expires": g["expires_at"],
+          "approved by": g["approved_by"], "conditions": g.get("conditions") or "",
+          "revoked reason": g.get("revoked_reason") or ""} for g in rows],
+        hide_index=True, width="stretch")
+
+
+def history_tables(history: dict) -> None:
+    """A team's other requests and its grants, for reviewers."""
+    st.caption("Other requests")
+    if history.get("requests"):
+        st.dataframe(history["requests"], hide_index=True, width="stretch")
+    else:
+        st.text("None.")
+    st.caption("Grants")
+    if history.get("grants"):
+        st.dataframe(history["grants"], hide_index=True, width="stretch")
+    else:
+        st.text("None.")
+
+
+_FLASH_KEY = "_portal_flash"
+
+
+def flash(message: str) -> None:
+    """Remember a success message and rerun, so the page shows fresh data and the message."""
+    st.session_state[_FLASH_KEY] = message
+    st.rerun()
+
+
+def show_flash() -> None:
+    message = st.session_state.pop(_FLASH_KEY, None)
+    if message:
+        st.success(message, icon=":material/check_circle:")

@@ -1,0 +1,68 @@
+"""Request access: pick a dataset and tier, state the purpose, agree to the terms, add an ethics
+reference where required; follow the team's requests and withdraw an open one."""
+
+import streamlit as st
+
+from portal.errors import PortalError
+from portal.services import access, policies
+from portal.ui import widgets
+from portal.ui.errors import show_error
+from portal.ui.session import require_principal
+from portal.ui.text import md_escape
+
+me, ctx = require_principal("member", page="request_access")
+st.title("Request access")
+widgets.show_flash()
+
+try:
+    loaded = policies.policies(ctx)
+except PortalError as exc:
+    show_error(exc)
+    st.stop()
+
+dataset = st.selectbox("Dataset", sorted(loaded), key="request_dataset")
+policy = loaded[dataset]
+tier_name = st.selectbox("Tier", list(policy.tiers), key="request_tier")
+tier = policy.tiers[tier_name]
+rules = tier.request
+st.caption(md_escape(tier.description))
+
+with st.form("request_form", clear_on_submit=False):
+    purpose = st.text_area(
+        f"Purpose ({rules.purpose_min_chars}–{rules.purpose_max_chars} characters)",
+        max_chars=rules.purpose_max_chars, key="request_purpose",
+        help="What you will do with the data and why this tier is needed.")
+    label = "Ethics approval reference" + (" (required)" if rules.ethics_reference_required
+                                           else " (optional)")
+    ethics = st.text_input(label, max_chars=200, key="request_ethics")
+    st.markdown("**Terms of use**")
+    st.text(policy.terms)
+    agreed = st.checkbox("I agree to the terms of use", key="request_terms")
+    submitted = st.form_submit_button("Submit request", type="primary")
+
+if submitted:
+    try:
+        made = access.submit_request(ctx, me, dataset, tier_name, purpose, agreed,
+                                     ethics or None)
+        widgets.flash(f"Request {made['id']} submitted; platform staff will review it.")
+    except PortalError as exc:
+        show_error(exc)
+
+st.header("Your team's requests")
+try:
+    team_requests = access.list_requests(ctx, me)
+except PortalError as exc:
+    show_error(exc)
+    st.stop()
+widgets.requests_table(team_requests)
+
+open_ids = [r["id"] for r in team_requests if r["status"] in ("submitted",
+                                                               "awaiting_second_approval")]
+if open_ids:
+    chosen = st.selectbox("Open request", open_ids, key="withdraw_id")
+    if st.button("Withdraw request", key="withdraw"):
+        try:
+            access.withdraw_request(ctx, me, chosen)
+            widgets.flash(f"Request {chosen} withdrawn.")
+        except PortalError as exc:
+            show_error(exc)

@@ -1,0 +1,44 @@
+"""The Home page's sections (rendering only; the data comes from the services)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from portal import audit
+from portal.identity import Principal
+from portal.services import access
+from portal.services.context import Context
+from portal.ui import widgets
+
+
+def member_summary(ctx: Context, me: Principal, overview: dict) -> None:
+    st.header("Active grants")
+    widgets.grants_table(overview["grants"])
+    st.header("Open requests")
+    widgets.requests_table(overview["open_requests"])
+    recent_queries(ctx, me)
+
+
+def recent_queries(ctx: Context, me: Principal) -> None:
+    from portal.services import query
+
+    st.header("Recent queries")
+    history = query.query_history(ctx, me, limit=10)
+    if not history:
+        st.info("No queries yet. Open the SQL workspace to run one.")
+        return
+    st.dataframe(history, hide_index=True, width="stretch")
+
+
+def staff_summary(ctx: Context, me: Principal) -> None:
+    queue = access.review_queue(ctx, me)
+    every = access.list_grants(ctx, me)
+    chain = audit.verify(ctx.conn)
+    left, middle, right = st.columns(3)
+    left.metric("Open requests", len(queue))
+    middle.metric("Grants expiring within 14 days",
+                  sum(g["bucket"] == "expiring_soon" for g in every))
+    right.metric("Audit chain", "verifies" if chain.ok else "BROKEN")
+    if queue:
+        st.header("Waiting for review")
+        widgets.requests_table(queue)
