@@ -41,3 +41,51 @@ def ctx(settings):
     context = Context.open(settings)
     yield context
     context.close()
+
+
+# --- Real releases for tests of every area (catalog section) ---------------------------------
+# Building releases takes seconds, so the bundled datasets are built ONCE per test session into
+# a template home; each test that asks for `released_settings` / `released_ctx` gets its own
+# copy (store, releases and secrets, so the pseudonym salt matches the copied releases).
+RELEASE_TEMPLATE_DATASETS = ("eunomia", "wdbc", "omop_synth")
+RELEASE_TEMPLATE_SYNTH_PERSONS = 2_000
+
+
+@pytest.fixture(scope="session")
+def release_template_home(tmp_path_factory):
+    """A home with current releases of eunomia, wdbc and omop_synth (2,000 persons), built once
+    per session by the real release builder. Read-only for tests: copy it (`released_settings`)."""
+    from portal.catalog.builder import build_release
+
+    home = tmp_path_factory.mktemp("release-template") / "home"
+    template = Settings.from_env({"PORTAL_HOME": str(home), "PORTAL_ENV": "development"})
+    context = Context.open(template)
+    try:
+        for dataset_id in RELEASE_TEMPLATE_DATASETS:
+            if not (template.datasets_dir / f"{dataset_id}.yaml").is_file():
+                continue  # a dataset card not yet in the tree
+            build_release(template, context.conn, dataset_id, actor="system",
+                          persons=RELEASE_TEMPLATE_SYNTH_PERSONS
+                          if dataset_id == "omop_synth" else None)
+    finally:
+        context.close()
+    return home
+
+
+@pytest.fixture
+def released_settings(settings, release_template_home) -> Settings:
+    """Like `settings`, but the home already holds current releases of eunomia, wdbc and
+    omop_synth (2,000 persons): a copy of the session's template home (store file, releases,
+    secrets). Use `released_ctx` rather than `ctx` with it (the store must be copied before it
+    is opened)."""
+    shutil.copytree(release_template_home, settings.home, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("raw", ".lock"))
+    return settings
+
+
+@pytest.fixture
+def released_ctx(released_settings):
+    """A Context on a home holding real releases of the bundled datasets (see released_settings)."""
+    context = Context.open(released_settings)
+    yield context
+    context.close()
