@@ -295,3 +295,37 @@ def team_overview(ctx: Context, principal: Principal,
         ctx.conn, team_id=team["id"], statuses=tuple(sorted(REQUEST_OPEN)))]
     return {"team": team["slug"], "team_name": team["name"], "grants": active,
             "open_requests": open_requests}
+
+
+# --- demo -----------------------------------------------------------------------------------
+DEMO_GRANTS = (("acme-health", "eunomia", "row-level"), ("beta-bio", "eunomia", "aggregate"))
+DEMO_APPROVER = "staff@platform.example"
+DEMO_PURPOSE = "Demo grant: exploring the dataset during the accelerator programme."
+
+
+def seed_demo_grants(ctx: Context) -> dict[str, Any]:
+    """Demo grants: ``acme-health`` gets ``row-level`` of eunomia, ``beta-bio`` ``aggregate``,
+    ``gamma-ai`` nothing. Idempotent, and seeds once: a team that has ever held a grant for the
+    dataset is left alone (so a grant staff revoked is not restored by the next seed).
+    Days are the tier's maximum, capped at a year. Audited with actor ``system``."""
+    created, skipped = [], []
+    with transaction(ctx.conn):
+        approver = people.get_user_by_email(ctx.conn, DEMO_APPROVER)
+        for team_slug, dataset_id, tier in DEMO_GRANTS:
+            team = people.get_team(ctx.conn, team_slug)
+            if approver is None or team is None:
+                skipped.append(f"{team_slug}: demo people not seeded")
+                continue
+            if grants.latest_grant(ctx.conn, team["id"], dataset_id) is not None:
+                continue
+            try:
+                policy, rules = tier_policy(ctx.settings, dataset_id, tier)
+            except NotFound:
+                skipped.append(f"{team_slug}: no access policy for {dataset_id} {tier}")
+                continue
+            made = grants.create_grant(
+                ctx.conn, actor="system", team_id=team["id"], dataset_id=policy.dataset,
+                tier=tier, purpose=DEMO_PURPOSE, approved_by=approver["id"],
+                days=min(rules.max_grant_days, 365))
+            created.append(f"{team_slug}: {dataset_id} {tier} (grant {made.id})")
+    return {"created": created, "skipped": skipped}

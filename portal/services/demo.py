@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from portal import audit
 from portal.demo import PERSONAS, TEAMS
+from portal.services.access import seed_demo_grants
 from portal.services.context import Context
 from portal.store import people
 from portal.store.db import transaction
@@ -34,7 +35,7 @@ def seed_people(ctx: Context, issuer: str | None = None) -> dict[str, int]:
 
 
 # Later steps of the demo seed (grants, tasks) register here so `portal demo seed` runs them all.
-SEED_STEPS: list = [seed_people]
+SEED_STEPS: list = [seed_people, seed_demo_grants]
 
 
 def seed(ctx: Context) -> dict[str, object]:

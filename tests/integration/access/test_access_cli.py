@@ -1,0 +1,137 @@
+"""The `portal access` and `portal teams` commands end to end: real store file, real policies."""
+
+import json
+
+import pytest
+
+from portal import audit
+from portal.cli import main
+from portal.services.context import Context
+from portal.services.demo import seed
+from tests.factories_access import PURPOSE, write_policy
+
+
+@pytest.fixture
+def env(settings, tmp_path):
+    policies = tmp_path / "policies"
+    write_policy(policies)
+    environ = {"PORTAL_HOME": str(settings.home), "PORTAL_POLICIES_DIR": str(policies)}
+    ctx = Context.open(settings)
+    seed(ctx)  # the demo teams, personas and grants
+    ctx.close()
+    return environ
+
+
+def run(capsys, environ, *argv):
+    code = main(list(argv), environ)
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip().startswith(("{", "[")) else out
+
+
+def test_grant_list_revoke_round_trip_in_json(capsys, env):
+    code, made = run(capsys, env, "access", "grant", "--team", "gamma-ai", "--dataset",
+                     "eunomia", "--tier", "aggregate", "--days", "30", "--by",
+                     "staff@platform.example", "--purpose", "Cohort sizing", "--format", "json")
+    assert code == 0 and made["team"] == "gamma-ai" and made["days_left"] == 30
+    code, listed = run(capsys, env, "access", "list", "--format", "json")
+    assert code == 0 and made["id"] in [g["id"] for g in listed]
+    assert all("extract_path" in g for g in listed)
+    code, revoked = run(capsys, env, "access", "revoke", str(made["id"]), "--by",
+                        "reviewer@platform.example", "--reason", "Project ended", "--format",
+                        "json")
+    assert code == 0 and revoked["status"] == "revoked"
+
+
+def test_grant_by_member_exits_2_with_error_code(capsys, env):
+    code, out = run(capsys, env, "access", "grant", "--team", "gamma-ai", "--dataset",
+                    "eunomia", "--tier", "aggregate", "--days", "30", "--by",
+                    "founder@gamma-ai.example", "--format", "json")
+    assert code == 2 and out["error"]["code"] == "staff_only"
+
+
+def test_grant_longer_than_policy_allows_is_refused(capsys, env):
+    code, out = run(capsys, env, "access", "grant", "--team", "gamma-ai", "--dataset",
+                    "eunomia", "--tier", "row-level", "--days", "400", "--by",
+                    "staff@platform.example", "--format", "json")
+    assert code == 2 and out["error"]["code"] == "duration_exceeds_policy"
+
+
+def test_request_approve_flow_from_the_cli(capsys, env):
+    code, made = run(capsys, env, "access", "request", "--user", "founder@gamma-ai.example",
+                     "--dataset", "eunomia", "--tier", "row-level", "--purpose", PURPOSE,
+                     "--agree-terms", "--format", "json")
+    assert code == 0 and made["status"] == "submitted"
+    code, queue = run(capsys, env, "access", "queue", "--by", "staff@platform.example",
+                      "--format", "json")
+    assert [r["id"] for r in queue] == [made["id"]]
+    code, done = run(capsys, env, "access", "approve", str(made["id"]), "--by",
+                     "staff@platform.example", "--days", "30", "--format", "json")
+    assert code == 0 and done["status"] == "approved" and done["grant_id"]
+    code, mine = run(capsys, env, "access", "requests", "--user", "founder@gamma-ai.example",
+                     "--format", "json")
+    assert mine[0]["status"] == "approved"
+
+
+def test_request_without_terms_agreement_exits_2(capsys, env):
+    code, out = run(capsys, env, "access", "request", "--user", "founder@gamma-ai.example",
+                    "--dataset", "eunomia", "--tier", "row-level", "--purpose", PURPOSE,
+                    "--format", "json")
+    assert code == 2 and out["error"]["code"] == "terms_not_agreed"
+
+
+def test_deny_and_withdraw_from_the_cli(capsys, env):
+    _, first = run(capsys, env, "access", "request", "--user", "founder@gamma-ai.example",
+                   "--dataset", "eunomia", "--tier", "row-level", "--purpose", PURPOSE,
+                   "--agree-terms", "--format", "json")
+    code, denied = run(capsys, env, "access", "deny", str(first["id"]), "--by",
+                       "reviewer@platform.example", "--reason", "Too broad", "--format", "json")
+    assert code == 0 and denied["status"] == "denied"
+    _, second = run(capsys, env, "access", "request", "--user", "founder@gamma-ai.example",
+                    "--dataset", "eunomia", "--tier", "aggregate", "--purpose", PURPOSE,
+                    "--agree-terms", "--format", "json")
+    code, gone = run(capsys, env, "access", "withdraw", str(second["id"]), "--user",
+                     "founder@gamma-ai.example", "--format", "json")
+    assert code == 0 and gone["status"] == "withdrawn"
+
+
+def test_expire_and_diagram_commands(capsys, env):
+    code, out = run(capsys, env, "access", "expire", "--format", "json")
+    assert code == 0 and out == {"expired": []}
+    code, text = run(capsys, env, "access", "diagram")
+    assert code == 0 and "stateDiagram-v2" in text
+
+
+def test_teams_commands_onboard_invite_suspend_list(capsys, env):
+    staff = ["--by", "staff@platform.example", "--format", "json"]
+    code, made = run(capsys, env, "teams", "onboard", "delta-dx", "--name", "Delta Dx",
+                     "--invite", "lead@delta.example", *staff)
+    assert code == 0 and made["invited"] == ["lead@delta.example"]
+    code, _ = run(capsys, env, "teams", "invite", "delta-dx", "cto@delta.example", *staff)
+    assert code == 0
+    code, out = run(capsys, env, "teams", "suspend", "analyst@acme-health.example",
+                    "--reason", "Shared credentials", *staff)
+    assert code == 0 and out["status"] == "suspended"
+    code, out = run(capsys, env, "teams", "reactivate", "analyst@acme-health.example", *staff)
+    assert out["status"] in ("active", "invited")
+    code, out = run(capsys, env, "teams", "suspend-team", "beta-bio", "--reason", "Paused",
+                    *staff)
+    assert out["status"] == "suspended"
+    code, teams = run(capsys, env, "teams", "list", *staff)
+    by_slug = {t["team"]: t for t in teams}
+    assert {m["email"] for m in by_slug["delta-dx"]["members"]} == {
+        "lead@delta.example", "cto@delta.example"}
+    assert by_slug["beta-bio"]["status"] == "suspended"
+
+
+def test_demo_seed_grants_acme_and_beta_not_gamma_and_is_idempotent(settings):
+    ctx = Context.open(settings)
+    first = seed(ctx)["seed_demo_grants"]
+    assert len(first["created"]) == 2 and first["skipped"] == []
+    assert seed(ctx)["seed_demo_grants"] == {"created": [], "skipped": []}
+    rows = ctx.conn.execute(
+        "SELECT t.slug, g.tier, g.status FROM grants g JOIN teams t ON t.id = g.team_id"
+        " ORDER BY t.slug").fetchall()
+    assert [tuple(r) for r in rows] == [("acme-health", "row-level", "active"),
+                                        ("beta-bio", "aggregate", "active")]
+    assert len(audit.list_events(ctx.conn, action="grant.create")) == 2
+    ctx.close()
