@@ -1,0 +1,1 @@
+"""Governed SQL: extract builder, preflight, worker pool, disclosure control."""

@@ -1,0 +1,98 @@
+"""The trusted extract builder: one governed DuckDB file per (release version, resolved tier).
+
+An extract holds only the tier's tables and columns — forbidden columns are absent, not nulled —
+with row filters and transforms applied, built from the release's **dev partition only** (the
+held-out partition is never opened here). Files are content-addressed by
+:meth:`ResolvedTier.extract_key`, so grants with the same spec share one file and a policy or
+release change yields a new one. Each file is written to a temporary name in the same folder,
+checkpointed, and renamed into place: readers never see a half-written extract, and concurrent
+builders of the same key are safe (the last rename wins with identical content).
+
+Security property 2 and 3 (docs/security-properties.md): this module is the only code that turns a
+release into something untrusted SQL may open.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from portal.config import Settings
+from portal.policy.engine import ResolvedTable, ResolvedTier
+
+
+def extract_path(settings: Settings, resolved: ResolvedTier) -> Path:
+    """Where the extract for ``resolved`` lives (whether or not it is built yet)."""
+    return settings.extracts_dir / f"{resolved.dataset_id}-{resolved.extract_key()}.duckdb"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _column_expression(column: str, transform: dict[str, Any] | None) -> str:
+    col = _quote(column)
+    if not transform:
+        return col
+    if "band" in transform:
+        width = int(transform["band"])
+        return f"CAST(floor({col} / {width}) * {width} AS BIGINT) AS {col}"
+    if transform.get("date_to_year"):
+        return f"CAST(year({col}) AS INTEGER) AS {col}"
+    if "truncate_chars" in transform:
+        return f"left(CAST({col} AS VARCHAR), {int(transform['truncate_chars'])}) AS {col}"
+    raise ValueError(f"unknown transform {transform!r}")
+
+
+def table_select(table: ResolvedTable, source_schema: str = "rel.main") -> str:
+    """The trusted SELECT that materialises one governed table from the release."""
+    columns = ", ".join(_column_expression(c, table.transforms.get(c)) for c in table.columns)
+    where = f" WHERE ({table.row_filter})" if table.row_filter else ""
+    return f"SELECT {columns} FROM {source_schema}.{_quote(table.name)}{where}"
+
+
+def build_extract(settings: Settings, release: Any, resolved: ResolvedTier) -> Path:
+    """Build (or reuse) the extract for ``resolved`` from ``release.dev_path``; return its path.
+
+    Raises duckdb.Error if the release cannot be read (an internal error for callers)."""
+    target = extract_path(settings, resolved)
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    dev = str(release.dev_path).replace("'", "''")
+    con = duckdb.connect(str(tmp), config={"threads": max(1, settings.query_threads)})
+    try:
+        con.execute(f"ATTACH '{dev}' AS rel (READ_ONLY)")
+        for table in resolved.tables.values():
+            con.execute(f"CREATE TABLE {_quote(table.name)} AS {table_select(table)}")
+        con.execute("DETACH rel")
+        con.execute("CHECKPOINT")
+    except BaseException:
+        con.close()
+        tmp.unlink(missing_ok=True)
+        Path(f"{tmp}.wal").unlink(missing_ok=True)
+        raise
+    con.close()
+    os.chmod(tmp, 0o440)
+    os.replace(tmp, target)
+    return target
+
+
+def extract_schema(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """Tables and (column, type) pairs of an extract, read by trusted code."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = 'main' ORDER BY table_name, ordinal_position").fetchall()
+    finally:
+        con.close()
+    schema: dict[str, list[tuple[str, str]]] = {}
+    for table, column, dtype in rows:
+        schema.setdefault(table, []).append((column, dtype))
+    return schema

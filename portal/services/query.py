@@ -1,0 +1,244 @@
+"""Use cases of governed SQL: run a query, its history, saved queries, the schema a grant sees,
+and whether a result may be downloaded.
+
+:func:`run_query` writes exactly one audit event per attempt, allowed or refused, holding the SQL
+text (first 8 KB) and hash, tables and functions referenced, the decision and reason code, and
+counts — never result values (ARCHITECTURE section 6, property 4).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from portal import audit
+from portal.access.grants import Grant, check_active_grant
+from portal.errors import (
+    Denied,
+    InternalError,
+    InvalidInput,
+    NotFound,
+    PortalError,
+    QuotaExceeded,
+    UserError,
+)
+from portal.identity import Principal
+from portal.policy.model import Tier
+from portal.query import executor
+from portal.query.executor import QueryResult
+from portal.query.extracts import build_extract, extract_schema
+from portal.query.pool import WorkerPool, get_pool
+from portal.services.context import Context
+from portal.services.policies import resolved_tier
+from portal.store.db import transaction, utcnow
+
+AUDIT_SQL_CHARS = 8192
+ACTION = "query.run"
+
+__all__ = ["QueryResult", "run_query", "query_history", "save_query", "list_saved_queries",
+           "delete_saved_query", "schema_for", "can_download", "extract_for"]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def check_budget(ctx: Context, principal: Principal, tier: Tier, now: datetime | None = None
+                 ) -> None:
+    """Raises QuotaExceeded(``query_budget_exceeded``) when the user's per-minute or per-day
+    budget for this tier is used up (counting attempts that passed the grant check)."""
+    moment = now or datetime.now(UTC)
+    for window, limit, label in ((timedelta(minutes=1), tier.budget.per_minute, "minute"),
+                                 (timedelta(days=1), tier.budget.per_day, "day")):
+        used = ctx.conn.execute(
+            "SELECT count(*) FROM query_runs WHERE user_id = ? AND started_at > ?",
+            (principal.user_id, _iso(moment - window))).fetchone()[0]
+        if used >= limit:
+            raise QuotaExceeded("query_budget_exceeded",
+                                f"You have used your budget of {limit} queries per {label}.")
+
+
+def _start_run(ctx: Context, principal: Principal, grant: Grant, tier: Tier, query_id: str,
+               sql: str, digest: str) -> None:
+    with transaction(ctx.conn):
+        check_budget(ctx, principal, tier)
+        ctx.conn.execute(
+            "INSERT INTO query_runs (query_id, user_id, team, dataset_id, tier, sql_text,"
+            " sql_hash, status, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+            (query_id, principal.user_id, grant.team, grant.dataset_id, grant.tier,
+             sql[:AUDIT_SQL_CHARS], digest, utcnow()))
+
+
+def _decision(exc: PortalError) -> str:
+    if isinstance(exc, Denied | QuotaExceeded | NotFound):
+        return "denied"
+    return "rejected" if isinstance(exc, UserError) else "failed"
+
+
+def run_query(ctx: Context, principal: Principal, dataset_id: str, sql: str,
+              pool: WorkerPool | None = None) -> QueryResult:
+    """Run ``sql`` for ``principal`` on ``dataset_id`` under the team's grant.
+
+    Order: active grant (Denied: no_grant, grant_expired, grant_revoked, not_a_member, ...) →
+    budget (QuotaExceeded) → preflight and shape (Rejected) → worker on the governed extract
+    (Rejected: query_timeout, query_out_of_memory, query_error, ...) → disclosure control.
+    One audit event per call whatever the outcome. Unexpected failures raise InternalError
+    (no internals in the message)."""
+    started = time.perf_counter()
+    query_id = executor.new_query_id()
+    state: dict[str, Any] = {"tier": None, "team": principal.team, "run": False,
+                             "pre": None}
+    digest = executor_hash(sql)
+    try:
+        result = _run(ctx, principal, dataset_id, sql, pool, query_id, digest, state)
+    except PortalError as exc:
+        shown = exc if isinstance(exc, UserError) else InternalError()
+        _finish(ctx, principal, dataset_id, sql, digest, query_id, state, started, None, shown)
+        raise shown from None
+    except Exception as exc:
+        shown = InternalError()
+        _finish(ctx, principal, dataset_id, sql, digest, query_id, state, started, None, shown)
+        raise shown from exc
+    result.duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    _finish(ctx, principal, dataset_id, sql, digest, query_id, state, started, result, None)
+    return result
+
+
+def executor_hash(sql: Any) -> str:
+    from portal.query.preflight import sql_hash
+
+    return sql_hash(sql if isinstance(sql, str) else repr(sql))
+
+
+def _run(ctx: Context, principal: Principal, dataset_id: str, sql: str,
+         pool: WorkerPool | None, query_id: str, digest: str, state: dict[str, Any]
+         ) -> QueryResult:
+    grant = check_active_grant(ctx.conn, principal, dataset_id)
+    state.update(tier=grant.tier, team=grant.team)
+    release, resolved = resolved_tier(ctx, dataset_id, grant.tier)
+    _start_run(ctx, principal, grant, resolved.settings, query_id,
+               sql if isinstance(sql, str) else "", digest)
+    state["run"] = True
+    prepared = executor.prepare(sql, resolved)
+    state["pre"] = prepared.pre
+    return executor.execute(ctx.settings, pool or get_pool(ctx.settings), release, resolved,
+                            prepared, query_id)
+
+
+def _finish(ctx: Context, principal: Principal, dataset_id: str, sql: Any, digest: str,
+            query_id: str, state: dict[str, Any], started: float,
+            result: QueryResult | None, error: PortalError | None) -> None:
+    duration = round((time.perf_counter() - started) * 1000, 2)
+    pre = state.get("pre")
+    text = sql if isinstance(sql, str) else ""
+    details = {
+        "query_id": query_id, "dataset": dataset_id, "tier": state.get("tier"),
+        "sql": text[:AUDIT_SQL_CHARS], "sql_bytes": len(text.encode("utf-8", "replace")),
+        "sql_hash": digest, "tables": list(pre.tables) if pre else [],
+        "functions": list(pre.functions) if pre else [],
+        "table_functions": list(pre.table_functions) if pre else [],
+        "rows_returned": result.row_count if result else 0,
+        "rows_suppressed": result.suppressed if result else 0,
+        "cells_suppressed": result.suppressed_cells if result else 0,
+        "truncated": bool(result.truncated) if result else False, "duration_ms": duration,
+    }
+    decision = "allowed" if error is None else _decision(error)
+    with transaction(ctx.conn):
+        if state.get("run"):
+            ctx.conn.execute(
+                "UPDATE query_runs SET status = ?, code = ?, rows_returned = ?, suppressed = ?,"
+                " truncated = ?, duration_ms = ? WHERE query_id = ?",
+                ("allowed" if error is None else ("failed" if decision == "failed"
+                                                   else "rejected"),
+                 error.code if error else None, details["rows_returned"],
+                 details["rows_suppressed"], int(details["truncated"]), duration, query_id))
+        audit.record(ctx.conn, actor=principal.actor, team=state.get("team"), action=ACTION,
+                     target=f"dataset:{dataset_id}", decision=decision,
+                     reason=error.code if error else None, details=details)
+
+
+# --- history and saved queries ------------------------------------------------------------
+def query_history(ctx: Context, principal: Principal, limit: int = 50) -> list[dict[str, Any]]:
+    """The principal's own recent queries, newest first (no result values are ever stored)."""
+    rows = ctx.conn.execute(
+        "SELECT query_id, dataset_id, tier, sql_text, status, code, rows_returned, suppressed,"
+        " truncated, duration_ms, started_at FROM query_runs WHERE user_id = ?"
+        " ORDER BY id DESC LIMIT ?", (principal.user_id, max(1, min(int(limit), 1000)))
+    ).fetchall()
+    return [dict(r) | {"truncated": bool(r["truncated"])} for r in rows]
+
+
+def save_query(ctx: Context, principal: Principal, dataset_id: str, name: str,
+               sql: str) -> int:
+    """Save (or replace) a named query for the principal. Raises InvalidInput."""
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 100:
+        raise InvalidInput("invalid_name", "A saved query needs a name of 1 to 100 characters.")
+    if not sql or len(sql.encode("utf-8")) > 64 * 1024:
+        raise InvalidInput("invalid_sql", "A saved query must be 1 byte to 64 KB of SQL.")
+    if principal.user_id is None:
+        raise Denied("not_signed_in", "Sign in to save queries.")
+    with transaction(ctx.conn):
+        ctx.conn.execute(
+            "INSERT INTO saved_queries (user_id, dataset_id, name, sql_text, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(user_id, name) DO UPDATE SET"
+            " dataset_id = excluded.dataset_id, sql_text = excluded.sql_text",
+            (principal.user_id, dataset_id, name, sql, utcnow()))
+        row = ctx.conn.execute("SELECT id FROM saved_queries WHERE user_id = ? AND name = ?",
+                               (principal.user_id, name)).fetchone()
+    return int(row["id"])
+
+
+def list_saved_queries(ctx: Context, principal: Principal,
+                       dataset_id: str | None = None) -> list[dict[str, Any]]:
+    """The principal's saved queries (optionally for one dataset), by name."""
+    sql = "SELECT id, dataset_id, name, sql_text, created_at FROM saved_queries WHERE user_id = ?"
+    params: list[Any] = [principal.user_id]
+    if dataset_id:
+        sql += " AND dataset_id = ?"
+        params.append(dataset_id)
+    return [dict(r) for r in ctx.conn.execute(sql + " ORDER BY name", params).fetchall()]
+
+
+def delete_saved_query(ctx: Context, principal: Principal, query_id: int) -> None:
+    """Delete one of the principal's own saved queries. Raises NotFound otherwise."""
+    with transaction(ctx.conn):
+        cur = ctx.conn.execute("DELETE FROM saved_queries WHERE id = ? AND user_id = ?",
+                               (int(query_id), principal.user_id))
+    if cur.rowcount == 0:
+        raise NotFound("unknown_saved_query", "No such saved query.")
+
+
+# --- schema, download, extracts ----------------------------------------------------------
+def schema_for(ctx: Context, principal: Principal,
+               dataset_id: str) -> dict[str, list[tuple[str, str]]]:
+    """Exactly the tables and (column, type) pairs the principal's extract holds.
+    Raises Denied (no active grant) or NotFound."""
+    grant = check_active_grant(ctx.conn, principal, dataset_id)
+    return extract_schema(extract_for(ctx, dataset_id, grant.tier))
+
+
+def can_download(ctx: Context, principal: Principal, dataset_id: str,
+                 result: QueryResult | None = None) -> bool:
+    """Whether the tier lets this principal download ``result``: ``none`` never, ``rows`` yes,
+    ``aggregates`` only for aggregate results. False when there is no active grant."""
+    try:
+        grant = check_active_grant(ctx.conn, principal, dataset_id)
+        _, resolved = resolved_tier(ctx, dataset_id, grant.tier)
+    except PortalError:
+        return False
+    mode = resolved.settings.download
+    if mode == "rows":
+        return True
+    if mode == "aggregates":
+        return resolved.settings.result_mode == "aggregate" and (
+            result is None or result.result_mode == "aggregate")
+    return False
+
+
+def extract_for(ctx: Context, dataset_id: str, tier: str):
+    """The governed extract file for ``dataset_id`` at ``tier`` (built if missing) — for staff
+    views such as ``portal access list``. Raises NotFound or ConfigError."""
+    release, resolved = resolved_tier(ctx, dataset_id, tier)
+    return build_extract(ctx.settings, release, resolved)

@@ -1,0 +1,63 @@
+"""Plain factory functions for governed-SQL tests: a small OMOP-shaped release whose columns
+match access_policies/eunomia.yaml, and a team member holding a grant on it.
+
+Dev partition: persons 1..200 (person 6 alone born in 1920), three conditions each. Held-out
+partition: persons 1001..1050 whose conditions all have concept 999999 and whose source values
+say HOLDOUT — a test that sees either has found a leak."""
+
+from __future__ import annotations
+
+from portal.catalog.releases import Release
+from portal.identity import Principal
+from portal.services.context import Context
+from tests.factories import make_release, make_user
+from tests.factories_access import make_grant
+
+PERSON_SQL = """
+SELECT range::BIGINT AS person_id,
+       CASE WHEN range % 2 = 0 THEN 8507 ELSE 8532 END::BIGINT AS gender_concept_id,
+       CASE WHEN range = 6 THEN 1920 ELSE 1950 + (range % 40) END::BIGINT AS year_of_birth,
+       (1 + range % 12)::BIGINT AS month_of_birth,
+       8527::BIGINT AS race_concept_id,
+       38003564::BIGINT AS ethnicity_concept_id,
+       'SRC-' || range::VARCHAR AS person_source_value
+FROM range({lo}, {hi})
+"""
+CONDITION_SQL = """
+SELECT (p.range * 10 + k.range)::BIGINT AS condition_occurrence_id,
+       p.range::BIGINT AS person_id,
+       {concept} AS condition_concept_id,
+       DATE '2015-01-01' + CAST(p.range + k.range AS INTEGER) AS condition_start_date,
+       {source} AS condition_source_value,
+       NULL::VARCHAR AS stop_reason
+FROM range({lo}, {hi}) p, range(3) k
+"""
+DEV_CONCEPT = "(ARRAY[192671, 4112343, 81893])[k.range + 1]::BIGINT"
+DEV_SOURCE = "'K92.' || k.range::VARCHAR"
+
+
+def make_omop_release(ctx: Context, dataset_id: str = "eunomia", version: str = "v1") -> Release:
+    """A small OMOP-shaped release (person, condition_occurrence) with a held-out partition."""
+    dev = {
+        "person": PERSON_SQL.format(lo=1, hi=201),
+        "condition_occurrence": CONDITION_SQL.format(lo=1, hi=201, concept=DEV_CONCEPT,
+                                                     source=DEV_SOURCE),
+    }
+    holdout = {
+        "person": PERSON_SQL.format(lo=1001, hi=1051).replace("'SRC-'", "'HOLDOUT-'"),
+        "condition_occurrence": CONDITION_SQL.format(lo=1001, hi=1051, concept="999999::BIGINT",
+                                                     source="'HOLDOUT'"),
+    }
+    return make_release(ctx, dataset_id, dev, holdout_sql=holdout, version=version,
+                        person_columns={"person": "person_id",
+                                        "condition_occurrence": "person_id"})
+
+
+def make_analyst(ctx: Context, team: str = "acme-health", dataset: str = "eunomia",
+                 tier: str | None = "row-level", email: str | None = None,
+                 **grant_options) -> Principal:
+    """A member of ``team`` whose team holds an active grant at ``tier`` (None: no grant)."""
+    user = make_user(ctx, email or f"analyst@{team}.example", team=team)
+    if tier:
+        make_grant(ctx, team, dataset, tier, **grant_options)
+    return user
