@@ -1,0 +1,374 @@
+"""Validation sandbox use cases: tasks, submissions, dry runs, runs, reports, review, quotas.
+
+Every function checks who may act, performs the write and records its audit event in the same
+transaction. Audit events hold references (run, task, model hash), codes and counts — never data
+values or figures computed from held-out rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from portal import audit
+from portal.errors import Denied, InvalidInput, InvalidUpload, NotFound, QuotaExceeded
+from portal.identity import Principal, require_staff
+from portal.services.context import Context
+from portal.store.db import transaction, utcnow
+from sandbox import intake, receipts, runner, states
+from sandbox import store as runs
+from sandbox.tasks import TaskCard, load_cards
+
+MODEL_CARD_FIELDS = {"name": 100, "version": 40, "intended_use": 2000, "training_data": 2000}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def tasks(ctx: Context) -> dict[str, TaskCard]:
+    """The bundled task cards, each (id, version) registered with its protocol hash.
+
+    Raises ConfigError (``task_protocol_changed``) when a card's protocol changed but its
+    version did not."""
+    cards = load_cards(ctx.settings.tasks_dir or ctx.settings.project_root / "sandbox" / "tasks")
+    with transaction(ctx.conn):
+        for card in cards.values():
+            runs.register_task(ctx.conn, card)
+    return cards
+
+
+def get_task(ctx: Context, task_id: str) -> TaskCard:
+    card = tasks(ctx).get(task_id)
+    if card is None:
+        raise NotFound("task_not_found", "There is no such validation task.")
+    return card
+
+
+def task_summary(card: TaskCard) -> dict[str, Any]:
+    """What anyone signed in may read about a task: the card, including the published SQL."""
+    return {"id": card.id, "version": card.version, "dataset": card.dataset,
+            "title": card.title, "question": card.question,
+            "protocol_hash": card.protocol_hash, "primary_metric": card.primary_metric,
+            "metrics": list(card.metrics), "thresholds": list(card.thresholds),
+            "input": {"name": card.input.name, "dtype": card.input.dtype,
+                      "shape": ["N", card.width]},
+            "features": [c.model_dump() for c in card.features.columns],
+            "population_sql": card.population_sql, "label_sql": card.label_sql,
+            "feature_sql": card.features.sql,
+            "subgroups": [g.name for g in card.subgroups.groups],
+            "min_subgroup_size": card.subgroups.min_size,
+            "quotas": card.quotas.model_dump(), "limits": card.limits.model_dump(),
+            "review_required": card.review_required, "grant_required": card.grant_required}
+
+
+def quota_status(ctx: Context, principal: Principal, card: TaskCard) -> dict[str, Any]:
+    """Today's use and limits for the principal's team on a task (UTC day)."""
+    used = runs.usage(ctx.conn, principal.team or "", card.id)
+    q = card.quotas
+    return {"day": runs.today(), "attempts_used": used["attempts"],
+            "attempts_limit": q.attempts_per_day, "valid_runs_used": used["valid_runs"],
+            "valid_runs_limit": q.valid_runs_per_day, "dry_runs_used": used["dry_runs"],
+            "dry_runs_limit": q.dry_runs_per_day}
+
+
+def _check_member(principal: Principal) -> str:
+    if not principal.is_member:
+        raise Denied("not_a_member", "Only members of a startup team can submit models.")
+    return str(principal.team)
+
+
+def _check_grant(ctx: Context, principal: Principal, card: TaskCard) -> None:
+    if not card.grant_required:
+        return
+    from portal.access.grants import check_active_grant
+
+    check_active_grant(ctx.conn, principal, card.dataset)
+
+
+def clean_model_card(model_card: dict[str, Any]) -> dict[str, str]:
+    """The four model-card fields, stripped of control characters, each required and capped.
+
+    Raises InvalidInput(code='model_card_invalid')."""
+    cleaned = {}
+    for field, cap in MODEL_CARD_FIELDS.items():
+        value = _CONTROL.sub("", str(model_card.get(field) or "")).strip()
+        if not value or len(value) > cap:
+            raise InvalidInput("model_card_invalid",
+                               f"The model card needs {field.replace('_', ' ')} "
+                               f"(1 to {cap} characters).")
+        cleaned[field] = value
+    return cleaned
+
+
+def _display_name(filename: str | None) -> str:
+    """The upload's file name, made safe for the audit log (never used as a path)."""
+    name = _CONTROL.sub("", str(filename or ""))
+    name = name.replace("/", "_").replace("\\", "_")
+    return name[:120] or "(unnamed)"
+
+
+def _store_model_file(ctx: Context, accepted: intake.AcceptedModel) -> None:
+    target = runner.model_path(ctx.settings, accepted.sha256)
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = target.with_name(f".{accepted.sha256}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(accepted.data)
+    os.replace(tmp, target)
+
+
+def _check_quota(ctx: Context, card: TaskCard, team: str, kind: str) -> None:
+    used = runs.usage(ctx.conn, team, card.id)
+    if kind == "dry_run":
+        if used["dry_runs"] >= card.quotas.dry_runs_per_day:
+            raise QuotaExceeded("dry_run_quota_exceeded",
+                                f"Your team has used all {card.quotas.dry_runs_per_day} dry runs "
+                                f"for this task today (UTC).")
+        return
+    if used["attempts"] >= card.quotas.attempts_per_day:
+        raise QuotaExceeded("attempt_quota_exceeded",
+                            f"Your team has used all {card.quotas.attempts_per_day} submission "
+                            f"attempts for this task today (UTC).")
+    if used["valid_runs"] >= card.quotas.valid_runs_per_day:
+        raise QuotaExceeded("valid_run_quota_exceeded",
+                            f"Your team has used all {card.quotas.valid_runs_per_day} validation "
+                            f"runs for this task today (UTC).")
+
+
+def _deny(ctx: Context, principal: Principal, action: str, target: str, exc: Exception,
+          decision: str = "denied", details: dict[str, Any] | None = None) -> None:
+    audit.record(ctx.conn, actor=principal.actor, team=principal.team, action=action,
+                 target=target, decision=decision, reason=getattr(exc, "code", "error"),
+                 details=details or {})
+
+
+def submit(ctx: Context, principal: Principal, task_id: str, upload: BinaryIO | bytes,
+           model_card: dict[str, Any], filename: str | None = None,
+           kind: str = "validation") -> int:
+    """Check and queue a model for validation (or a dry run). Returns the run id.
+
+    Raises Denied (not a member, no grant), QuotaExceeded, InvalidInput (model card) or
+    InvalidUpload (intake; counts as an attempt but uses no valid-run slot)."""
+    if kind not in ("validation", "dry_run"):
+        raise InvalidInput("invalid_kind", "A submission is a validation or a dry run.")
+    action, target = f"sandbox.{'submit' if kind == 'validation' else 'dry_run'}", f"task:{task_id}"
+    card = get_task(ctx, task_id)
+    try:
+        team = _check_member(principal)
+        _check_grant(ctx, principal, card)
+        _check_quota(ctx, card, team, kind)
+        meta = clean_model_card(model_card)
+    except (Denied, QuotaExceeded, InvalidInput) as exc:
+        _deny(ctx, principal, action, target, exc,
+              "rejected" if isinstance(exc, InvalidInput) else "denied")
+        raise
+    cap = card.limits.max_model_mb * 1024 * 1024
+    upload_name = _display_name(filename)
+    try:
+        stream = upload if not isinstance(upload, bytes | bytearray) else None
+        data = intake.read_capped(stream, cap) if stream is not None else bytes(upload)
+        accepted = intake.check_model(data, intake.InputSpec(card.input.name, card.width), cap)
+    except InvalidUpload as exc:
+        with transaction(ctx.conn):
+            runs.insert_attempt(ctx.conn, team=team, task_id=card.id, kind=kind, accepted=False,
+                                code=exc.code, run_id=None)
+            _deny(ctx, principal, action, target, exc, "rejected",
+                  {"upload_name": upload_name, "kind": kind})
+        raise
+    _store_model_file(ctx, accepted)
+    with transaction(ctx.conn):
+        _check_quota(ctx, card, team, kind)  # again, under the write lock
+        model_id = runs.insert_model(
+            ctx.conn, sha256=accepted.sha256, size_bytes=accepted.size, team=team,
+            uploaded_by=principal.actor, name=meta["name"], model_version=meta["version"],
+            intended_use=meta["intended_use"], training_data=meta["training_data"],
+            producer=accepted.producer)
+        run_id = runs.insert_run(ctx.conn, kind=kind, card=card, team=team,
+                                 requested_by=principal.actor, model_id=model_id)
+        runs.insert_attempt(ctx.conn, team=team, task_id=card.id, kind=kind, accepted=True,
+                            code=None, run_id=run_id)
+        audit.record(ctx.conn, actor=principal.actor, team=team, action=action,
+                     target=f"run:{run_id}", decision="allowed",
+                     details={"task": card.key, "model_sha256": accepted.sha256,
+                              "size_bytes": accepted.size, "upload_name": upload_name})
+    return run_id
+
+
+def dry_run(ctx: Context, principal: Principal, task_id: str, upload: BinaryIO | bytes,
+            model_card: dict[str, Any], filename: str | None = None) -> dict[str, Any]:
+    """Submit and immediately execute a dry run on the task's synthetic twin (no real rows, no
+    validation quota). Returns the run's status."""
+    from sandbox import worker
+
+    run_id = submit(ctx, principal, task_id, upload, model_card, filename, kind="dry_run")
+    worker.run_one(ctx.settings, ctx.conn, worker.worker_name(), only_id=run_id)
+    return run_status(ctx, principal, run_id)
+
+
+def _visible_run(ctx: Context, principal: Principal, run_id: int) -> sqlite3.Row:
+    run = runs.get_run(ctx.conn, run_id)
+    if principal.is_staff or (principal.is_member and run["team"] == principal.team):
+        return run
+    raise NotFound("run_not_found", "There is no such validation run.")
+
+
+def run_status(ctx: Context, principal: Principal, run_id: int) -> dict[str, Any]:
+    """A run as its team (or staff) sees it. Raises NotFound for other teams' runs."""
+    run = _visible_run(ctx, principal, int(run_id))
+    visible = principal.is_staff or run["status"] in states.VISIBLE_TO_TEAM
+    return {
+        "id": run["id"], "kind": run["kind"], "task": run["task_id"],
+        "task_version": run["task_version"], "protocol_hash": run["protocol_hash"],
+        "team": run["team"], "status": run["status"],
+        "status_text": states.STATES[run["status"]], "outcome": run["outcome"],
+        "message": run["message"], "model": f"{run['model_name']} {run['model_version']}",
+        "model_sha256": run["sha256"], "release_version": run["release_version"],
+        "created_at": run["created_at"], "finished_at": run["finished_at"],
+        "primary_value": run["primary_value"] if visible else None,
+        "report_available": bool(run["report_file"]) and visible,
+        "review_reason": run["review_reason"] if run["status"] == "withheld" else None,
+        "rerun_of": run["rerun_of"],
+    }
+
+
+def list_runs(ctx: Context, principal: Principal, task_id: str | None = None,
+              status: str | None = None) -> list[dict[str, Any]]:
+    """Staff see every run; members see their team's runs only."""
+    if not (principal.is_staff or principal.is_member):
+        raise Denied("not_a_member", "Sign in as a team member or staff to see runs.")
+    team = None if principal.is_staff else principal.team
+    rows = runs.list_runs(ctx.conn, team=team, status=status, task_id=task_id)
+    return [run_status(ctx, principal, r["id"]) for r in rows]
+
+
+def report(ctx: Context, principal: Principal, run_id: int, fmt: str = "json") -> Any:
+    """A run's report (a dict for ``json``, text for ``html``). Teams see it only once it is
+    completed or released. Raises NotFound or Denied(code='report_not_released')."""
+    run = _visible_run(ctx, principal, int(run_id))
+    if not principal.is_staff and run["status"] not in states.VISIBLE_TO_TEAM:
+        exc = Denied("report_not_released",
+                     "This report is awaiting review by platform staff." if run["status"] ==
+                     "awaiting_review" else "This run has no report you can see.")
+        _deny(ctx, principal, "sandbox.report.view", f"run:{run_id}", exc)
+        raise exc
+    if not run["report_file"]:
+        raise NotFound("report_not_found", "This run has no report (see its outcome).")
+    path = ctx.settings.reports_dir / run["report_file"]
+    audit.record(ctx.conn, actor=principal.actor, team=principal.team,
+                 action="sandbox.report.view", target=f"run:{run_id}", decision="allowed",
+                 details={"format": fmt})
+    if fmt == "html":
+        return path.with_suffix(".html").read_text(encoding="utf-8")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _review(ctx: Context, staff: Principal, run_id: int, new: str, reason: str | None) -> None:
+    require_staff(staff)
+    with transaction(ctx.conn):
+        run = runs.get_run(ctx.conn, int(run_id))
+        runs.set_status(ctx.conn, run["id"], new, reviewed_by=staff.actor, review_reason=reason,
+                        reviewed_at=utcnow())
+        audit.record(ctx.conn, actor=staff.actor, team=run["team"],
+                     action=f"sandbox.run.{'release' if new == 'released' else 'withhold'}",
+                     target=f"run:{run['id']}", decision="done", reason=reason,
+                     details={"task": run["task_id"], "from": run["status"]})
+
+
+def release_run(ctx: Context, staff: Principal, run_id: int) -> dict[str, Any]:
+    """Staff release an awaiting (or withheld) run's report to its team. Raises Denied
+    (staff only) or Rejected(code='invalid_transition')."""
+    _review(ctx, staff, run_id, "released", None)
+    return run_status(ctx, staff, run_id)
+
+
+def withhold_run(ctx: Context, staff: Principal, run_id: int, reason: str) -> dict[str, Any]:
+    """Staff withhold a run's report, with a reason the team sees."""
+    reason = _CONTROL.sub("", reason or "").strip()
+    if not 3 <= len(reason) <= 1000:
+        raise InvalidInput("reason_required", "Give a reason (3 to 1000 characters).")
+    _review(ctx, staff, run_id, "withheld", reason)
+    return run_status(ctx, staff, run_id)
+
+
+def rerun_latest(ctx: Context, staff: Principal, task_id: str) -> list[int]:
+    """Queue the latest released (or completed) model of every team on the task's current
+    card and the dataset's current release. Returns the new run ids (no team quota used)."""
+    require_staff(staff)
+    card = get_task(ctx, task_id)
+    latest = ctx.conn.execute(
+        "SELECT team, max(id) AS id FROM sandbox_runs WHERE task_id = ? AND kind = 'validation'"
+        " AND status IN ('released', 'completed') GROUP BY team ORDER BY team",
+        (card.id,)).fetchall()
+    new_ids = []
+    with transaction(ctx.conn):
+        for row in latest:
+            source = runs.get_run(ctx.conn, row["id"])
+            run_id = runs.insert_run(ctx.conn, kind="validation", card=card, team=source["team"],
+                                     requested_by=staff.actor, model_id=source["model_id"],
+                                     rerun_of=source["id"])
+            new_ids.append(run_id)
+        audit.record(ctx.conn, actor=staff.actor, action="sandbox.rerun",
+                     target=f"task:{card.id}", decision="done",
+                     details={"task": card.key, "runs": new_ids})
+    return new_ids
+
+
+def export_holdout(ctx: Context, staff: Principal, task_id: str, out: Path) -> int:
+    """Write the task's held-out features, labels and subgroup attributes to a Parquet file for
+    the data owner's own checks (staff only; audited). Returns the row count."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from portal.catalog.releases import current_release
+    from sandbox import features
+
+    try:
+        require_staff(staff)
+    except Denied as exc:
+        _deny(ctx, staff, "sandbox.holdout.export", f"task:{task_id}", exc)
+        raise
+    card = get_task(ctx, task_id)
+    release = current_release(ctx.conn, ctx.settings, card.dataset)
+    held = features.build_holdout(card, release.holdout_path)
+    columns: dict[str, Any] = {"row_id": held.row_ids.astype(str), "label": held.labels}
+    columns.update({f"group_{k}": v for k, v in held.groups.items()})
+    columns.update({name: held.features[:, i] for i, name in enumerate(card.feature_names)})
+    pq.write_table(pa.table(columns), str(out))
+    audit.record(ctx.conn, actor=staff.actor, action="sandbox.holdout.export",
+                 target=f"task:{card.id}", decision="done",
+                 details={"task": card.key, "release_version": release.version,
+                          "rows": held.rows})
+    return held.rows
+
+
+MAX_REPORT_BYTES = 50 * 1024 * 1024
+
+
+def verify_report(ctx: Context, path: Path) -> dict[str, Any]:
+    """Check a report file's receipt against the platform key. Never raises for a bad file."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_REPORT_BYTES + 1)
+        document = json.loads(raw) if len(raw) <= MAX_REPORT_BYTES else None
+    except (OSError, ValueError):
+        document = None
+    if document is None:
+        ok, reason = False, "the file is not a readable report"
+    else:
+        ok, reason = receipts.verify(ctx.settings, document)
+    run_id = document.get("run", {}).get("id") if isinstance(document, dict) else None
+    audit.record(ctx.conn, actor="cli", action="sandbox.report.verify",
+                 target=f"run:{run_id}" if run_id else None,
+                 decision="done" if ok else "failed", reason=None if ok else reason)
+    return {"ok": ok, "reason": reason, "run_id": run_id}
+
+
+def process_queue(ctx: Context, once: bool = False) -> int:
+    """Run the worker loop (``once``: until the queue is empty). Returns runs processed."""
+    from sandbox import worker
+
+    return worker.work(ctx.settings, once=once)

@@ -1,0 +1,261 @@
+"""Launching the one-shot scorer in isolation, and classifying what happened.
+
+Isolation (all of it, or the runner refuses with ``isolation_unavailable``):
+
+- ``unshare --net``: a new network namespace — no interfaces up, not even loopback;
+- ``setpriv``: an unprivileged uid/gid chosen per job, supplementary groups cleared, no new
+  privileges, every capability dropped from the bounding set;
+- rlimits: address space, CPU seconds, file size, open files, processes, no core dumps;
+- an empty private working directory (mode 0700, owned by the job's uid) holding only the model,
+  the feature matrix and a small metadata file;
+- a new session/process group, killed as a whole at the wall-clock limit.
+
+``allow_unisolated`` (development only; a production configuration refuses it) runs the same
+scorer with rlimits and the wall-clock kill but without namespace or uid change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SCORER = Path(__file__).resolve().parent / "scorer_main.py"
+UID_BASE = 100_000
+UID_SPAN = 50_000
+LOG_CAP = 600
+_CLASSIFY = {0: "ok", 10: "invalid_model", 11: "invalid_model", 12: "resource_limit_exceeded",
+             13: "invalid_model", 14: "internal_error"}
+_probe_cache: dict[str, bool] = {}
+
+
+@dataclass(frozen=True)
+class Limits:
+    wall_seconds: float = 60.0
+    memory_mb: int = 2048
+    cpu_seconds: int | None = None  # default: twice the wall time, at least 10
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What the scorer produced. ``outcome`` is ``ok`` or a team-facing failure code."""
+
+    outcome: str
+    predictions: np.ndarray | None
+    log: str  # scrubbed and length-capped: safe to show to the team
+    seconds: float
+    isolated: bool
+
+
+def _tool(name: str) -> str | None:
+    return shutil.which(name) or next((p for p in (f"/usr/bin/{name}", f"/bin/{name}")
+                                       if os.path.exists(p)), None)
+
+
+def isolation_available() -> bool:
+    """True when a probe process really starts in a new network namespace as an unprivileged
+    uid. Cached per process."""
+    if "ok" in _probe_cache:
+        return _probe_cache["ok"]
+    ok = False
+    unshare, setpriv = _tool("unshare"), _tool("setpriv")
+    if unshare and setpriv and os.geteuid() == 0:
+        # Connecting to loopback must fail with "network unreachable": lo is down in a fresh
+        # namespace (on the host the same connect is refused or succeeds).
+        probe = ("import os,socket\n"
+                 "s=socket.socket()\n"
+                 "try:\n s.connect(('127.0.0.1',9)); print(os.getuid(),'connected')\n"
+                 "except OSError as e: print(os.getuid(), e.errno)")
+        try:
+            done = subprocess.run(
+                [*_wrapper(unshare, setpriv, UID_BASE + UID_SPAN),
+                 sys.executable, "-I", "-c", probe],
+                capture_output=True, text=True, timeout=30, check=False)
+            parts = done.stdout.split()
+            ok = done.returncode == 0 and parts == [str(UID_BASE + UID_SPAN),
+                                                    str(errno.ENETUNREACH)]
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+    _probe_cache["ok"] = ok
+    return ok
+
+
+def uid_for_job(job_id: int) -> int:
+    """A uid per job, so RLIMIT_NPROC counts only this job's processes."""
+    return UID_BASE + (int(job_id) % UID_SPAN)
+
+
+def _wrapper(unshare: str, setpriv: str, uid: int) -> list[str]:
+    return [unshare, "--net", "--", setpriv, f"--reuid={uid}", f"--regid={uid}",
+            "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"]
+
+
+def _rlimits(limits: Limits, max_output_bytes: int):
+    cpu = limits.cpu_seconds or max(10, int(limits.wall_seconds * 2))
+    address_space = max(limits.memory_mb, 1024) * 1024 * 1024
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_output_bytes, max_output_bytes))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+        resource.setrlimit(resource.RLIMIT_NPROC, (64, 64))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return apply
+
+
+_SCRUB = [
+    (re.compile(r"\x1b\[[0-9;]*[A-Za-z]"), ""),
+    (re.compile(r"^\S* ?\d{4}-\d\d-\d\d \d\d:\d\d:\S+ ", re.MULTILINE), ""),
+    (re.compile(r"(/[\w.\-]+)+"), "<path>"),
+    (re.compile(r"[-+]?\d*\.\d+(e[-+]?\d+)?", re.IGNORECASE), "<number>"),
+    (re.compile(r"\b\d{4,}\b"), "<number>"),
+    (re.compile(r"[^\x20-\x7e\n]"), ""),
+]
+
+
+def scrub_log(text: str, cap: int = LOG_CAP) -> str:
+    """Make scorer output safe to show a team: no paths, no data-like numbers, printable ASCII,
+    at most ``cap`` characters."""
+    for pattern, replacement in _SCRUB:
+        text = pattern.sub(replacement, text)
+    text = "\n".join(line for line in text.splitlines() if line.strip())
+    return text if len(text) <= cap else text[:cap] + " …[truncated]"
+
+
+def _prepare_workdir(base: Path, uid: int, model_bytes: bytes, features: np.ndarray,
+                     input_name: str, threads: int) -> Path:
+    workdir = Path(tempfile.mkdtemp(prefix="job-", dir=base))
+    meta = {"rows": int(features.shape[0]), "columns": int(features.shape[1]),
+            "input_name": input_name, "threads": threads}
+    (workdir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    (workdir / "model.onnx").write_bytes(model_bytes)
+    np.ascontiguousarray(features, dtype=np.float32).tofile(workdir / "features.f32")
+    for path in (workdir / "meta.json", workdir / "model.onnx", workdir / "features.f32"):
+        os.chmod(path, 0o400)
+        if os.geteuid() == 0:
+            os.chown(path, uid, uid)
+    os.chmod(workdir, 0o700)
+    if os.geteuid() == 0:
+        os.chown(workdir, uid, uid)
+    return workdir
+
+
+def _work_base() -> Path:
+    """A root-owned parent folder the job uid can traverse but not list (0711)."""
+    base = Path(tempfile.gettempdir()) / f"portal-sandbox-{os.geteuid()}"
+    base.mkdir(mode=0o711, exist_ok=True)
+    if base.is_symlink() or base.stat().st_uid != os.geteuid():
+        raise RuntimeError("sandbox work folder is not ours")
+    os.chmod(base, 0o711)  # noqa: S103 - traversable, not listable: job uids need a path in
+    return base
+
+
+def _classify(returncode: int, killed_for_time: bool, stderr: str) -> str:
+    if killed_for_time:
+        return "timed_out"
+    if returncode in _CLASSIFY:
+        return _CLASSIFY[returncode]
+    if returncode < 0:  # a signal: SIGXCPU / SIGKILL from CPU limit, SIGSEGV from allocation
+        return "resource_limit_exceeded"
+    if "memory" in stderr.lower():
+        return "resource_limit_exceeded"
+    return "internal_error"
+
+
+def _read_predictions(path: Path, rows: int) -> np.ndarray | None:
+    """Read exactly ``rows`` float32 values, refusing anything of another size without
+    reading it."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size != rows * 4:
+            return None
+        return np.fromfile(path, dtype=np.float32, count=rows).astype(np.float64)
+    except OSError:
+        return None
+
+
+def run_scorer(model_bytes: bytes, features: np.ndarray, input_name: str, limits: Limits,
+               job_id: int, allow_unisolated: bool = False) -> ScoreResult:
+    """Score ``features`` with the model in a fresh isolated process.
+
+    Never raises for anything the model does: the outcome is ``ok`` or one of
+    ``invalid_model``, ``timed_out``, ``resource_limit_exceeded``, ``internal_error``
+    (predictions are validated by the caller). Raises ``IsolationUnavailable`` when isolation
+    cannot be set up and ``allow_unisolated`` is false."""
+    isolated = isolation_available()
+    if not isolated and not allow_unisolated:
+        raise IsolationUnavailable()
+    uid = uid_for_job(job_id)
+    rows = int(features.shape[0])
+    max_output = max(16 * 1024 * 1024, rows * 4 + 1024 * 1024)
+    workdir = _prepare_workdir(_work_base(), uid, model_bytes, features, input_name,
+                               limits.threads)
+    command = [sys.executable, "-I", str(SCORER)]
+    if isolated:
+        command = [*_wrapper(_tool("unshare") or "unshare", _tool("setpriv") or "setpriv", uid),
+                   *command]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "OMP_NUM_THREADS": "1",
+           "LANG": "C.UTF-8"}
+    started = time.monotonic()
+    killed_for_time = False
+    stderr_path = workdir / "stderr.txt"
+    try:
+        with open(stderr_path, "wb") as err:
+            if os.geteuid() == 0 and isolated:
+                os.chown(stderr_path, uid, uid)
+            proc = subprocess.Popen(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=err,
+                                    start_new_session=True, close_fds=True,
+                                    preexec_fn=_rlimits(limits, max_output))  # noqa: PLW1509
+            try:
+                proc.wait(timeout=limits.wall_seconds)
+            except subprocess.TimeoutExpired:
+                killed_for_time = True
+            finally:
+                _kill_group(proc)
+        stderr = _read_capped(stderr_path, 8192)
+        outcome = _classify(proc.returncode, killed_for_time, stderr)
+        predictions = None
+        if outcome == "ok" or proc.returncode == 0:
+            predictions = _read_predictions(workdir / "predictions.f32", rows)
+            outcome = "ok" if predictions is not None else "invalid_model"
+            if predictions is None:
+                stderr += "\nthe model did not produce one probability per row"
+        return ScoreResult(outcome, predictions, scrub_log(stderr),
+                           time.monotonic() - started, isolated)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill the scorer's whole process group (it may have started threads or children)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _read_capped(path: Path, cap: int) -> str:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(cap).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+class IsolationUnavailable(Exception):
+    """Isolation could not be set up; the runner refuses to run the model."""
