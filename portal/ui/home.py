@@ -6,7 +6,7 @@ import streamlit as st
 
 from portal import audit
 from portal.identity import Principal
-from portal.services import access
+from portal.services import access, query
 from portal.services.context import Context
 from portal.ui import widgets
 
@@ -20,8 +20,6 @@ def member_summary(ctx: Context, me: Principal, overview: dict) -> None:
 
 
 def recent_queries(ctx: Context, me: Principal) -> None:
-    from portal.services import query
-
     st.header("Recent queries")
     history = query.query_history(ctx, me, limit=10)
     if not history:

@@ -1,0 +1,41 @@
+"""SQL workspace: a dataset with an active grant, the schema of exactly its extract, an editor
+with a highlighted preview, run with progress, results with truncation and suppression notices,
+a quick chart, history and saved queries, download only where the tier allows."""
+
+import streamlit as st
+
+from portal.errors import PortalError
+from portal.services import access
+from portal.ui import workspace
+from portal.ui.errors import show_error
+from portal.ui.session import require_principal
+
+me, ctx = require_principal("member", page="workspace")
+st.title("SQL workspace")
+
+try:
+    active = [g for g in access.list_grants(ctx, me) if g["effective_status"] == "active"]
+except PortalError as exc:
+    show_error(exc)
+    st.stop()
+if not active:
+    st.info("Your team has no active grant. Use Request access to ask for a dataset.")
+    st.stop()
+
+labels = {g["dataset_id"]: f"{g['dataset_id']} · {g['tier']} · {g['days_left']} days left"
+          for g in active}
+dataset_id = st.selectbox("Dataset", list(labels), format_func=labels.get, key="ws_dataset")
+
+browser, editor = st.columns([1, 2])
+with browser:
+    workspace.schema_browser(ctx, me, dataset_id)
+with editor:
+    workspace.saved_picker(ctx, me, dataset_id)
+    sql = st.text_area("SQL (one read-only query)", key=workspace.EDITOR_KEY, height=180,
+                       placeholder="SELECT gender_concept_id, count(*) FROM person GROUP BY 1")
+    if sql.strip():
+        st.code(sql, language="sql")
+    if st.button("Run", type="primary", key="ws_run"):
+        workspace.run(ctx, me, dataset_id, sql)
+    workspace.show_result(ctx, me, dataset_id)
+    workspace.history(ctx, me, dataset_id, sql)
