@@ -1,0 +1,69 @@
+"""Helpers for sandbox integration tests on real releases (plain functions)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from portal.catalog.releases import current_release
+from portal.identity import Principal
+from portal.services import sandbox as services
+from portal.services.context import Context
+from sandbox import features, isolation
+from tests.conftest import require_or_skip
+from tests.factories import make_user
+from tests.unit.sandbox import factories
+
+MEMBER = "analyst@acme-health.example"
+OTHER_MEMBER = "analyst@beta-bio.example"
+STAFF = "staff@platform.example"
+
+
+def need_isolation() -> None:
+    require_or_skip(isolation.isolation_available(), "PORTAL_REQUIRE_ISOLATION",
+                    "OS isolation (unshare --net, setpriv as root) is not available here")
+
+
+def people(ctx: Context) -> tuple[Principal, Principal, Principal]:
+    return (make_user(ctx, MEMBER, team="acme-health"),
+            make_user(ctx, OTHER_MEMBER, team="beta-bio"),
+            make_user(ctx, STAFF, role="staff"))
+
+
+def dev_training_data(ctx: Context, task_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """The task's published feature and label SQL run on the dev partition (what a team can
+    build for itself)."""
+    card = services.get_task(ctx, task_id)
+    release = current_release(ctx.conn, ctx.settings, card.dataset)
+    dev = features.build_holdout(card, release.dev_path)
+    return dev.features, dev.labels.astype(int)
+
+
+def wdbc_model(ctx: Context) -> bytes:
+    X, y = dev_training_data(ctx, "wdbc-malignancy")
+    return factories.logistic_onnx(X, y)
+
+
+def run_queue(ctx: Context) -> int:
+    return services.process_queue(ctx, once=True)
+
+
+def build_template(home, datasets: tuple[str, ...]) -> None:
+    """Build real releases of ``datasets`` into ``home`` with the release builder."""
+    from portal.catalog.builder import build_release
+    from portal.config import Settings
+
+    template = Settings.from_env({"PORTAL_HOME": str(home), "PORTAL_ENV": "development"})
+    context = Context.open(template)
+    try:
+        for dataset_id in datasets:
+            build_release(template, context.conn, dataset_id, actor="system")
+    finally:
+        context.close()
+
+
+def copy_template(template_home, settings) -> Context:
+    import shutil
+
+    shutil.copytree(template_home, settings.home, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("raw", ".lock"))
+    return Context.open(settings)

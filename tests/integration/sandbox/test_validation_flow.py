@@ -1,0 +1,140 @@
+"""A model's whole journey on a real wdbc release: submit, work, review, release, report,
+receipt — with real ONNX, real isolation, real DuckDB and SQLite."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from portal import audit
+from portal.errors import Denied, NotFound, Rejected
+from portal.services import sandbox as services
+from sandbox import receipts
+from tests.integration.sandbox.helpers import need_isolation, people, run_queue, wdbc_model
+from tests.unit.sandbox.factories import MODEL_CARD
+
+
+@pytest.fixture
+def flow(released_ctx):
+    need_isolation()
+    member, other, staff = people(released_ctx)
+    return released_ctx, member, other, staff
+
+
+def test_submitted_model_is_validated_reviewed_and_released_to_its_team(flow):
+    ctx, member, other, staff = flow
+    run_id = services.submit(ctx, member, "wdbc-malignancy", wdbc_model(ctx), MODEL_CARD,
+                             "model.onnx")
+    assert services.run_status(ctx, member, run_id)["status"] == "queued"
+    assert run_queue(ctx) == 1
+    status = services.run_status(ctx, member, run_id)
+    assert status["status"] == "awaiting_review"
+    assert status["primary_value"] is None  # nothing leaks before review
+    with pytest.raises(Denied) as denied:
+        services.report(ctx, member, run_id)
+    assert denied.value.code == "report_not_released"
+    with pytest.raises(NotFound):
+        services.run_status(ctx, other, run_id)
+    with pytest.raises(Denied):
+        services.release_run(ctx, member, run_id)
+    services.release_run(ctx, staff, run_id)
+    document = services.report(ctx, member, run_id)
+    assert document["schema_version"] == 1
+    assert document["release"]["dataset"] == "wdbc" and document["release"]["version"]
+    assert document["task"]["protocol_hash"] == services.get_task(ctx, "wdbc-malignancy") \
+        .protocol_hash
+    assert document["primary"]["metric"] == "auroc" and document["primary"]["value"] > 0.9
+    assert document["data"]["synthetic"] is False
+    html = services.report(ctx, member, run_id, "html")
+    assert html.count("<svg") >= 4 and "ROC curve" in html
+    assert receipts.verify(ctx.settings, document)[0]
+    actions = [e.action for e in audit.list_events(ctx.conn, target_prefix=f"run:{run_id}")]
+    assert {"sandbox.submit", "sandbox.run.finish", "sandbox.run.release",
+            "sandbox.report.view"} <= set(actions)
+    assert audit.verify(ctx.conn).ok
+
+
+def test_withheld_run_shows_its_reason_and_no_report(flow):
+    ctx, member, _, staff = flow
+    run_id = services.submit(ctx, member, "wdbc-malignancy", wdbc_model(ctx), MODEL_CARD)
+    run_queue(ctx)
+    services.withhold_run(ctx, staff, run_id, "Results under discussion with the data owner")
+    status = services.run_status(ctx, member, run_id)
+    assert status["status"] == "withheld"
+    assert status["review_reason"] == "Results under discussion with the data owner"
+    with pytest.raises(Denied):
+        services.report(ctx, member, run_id)
+    with pytest.raises(Rejected):  # withheld runs cannot be withheld again
+        services.withhold_run(ctx, staff, run_id, "again")
+
+
+def test_same_model_on_same_task_version_gives_identical_figures(flow):
+    ctx, member, _, staff = flow
+    model = wdbc_model(ctx)
+    first = services.submit(ctx, member, "wdbc-malignancy", model, MODEL_CARD)
+    second = services.submit(ctx, member, "wdbc-malignancy", model, MODEL_CARD)
+    run_queue(ctx)
+    a, b = (services.report(ctx, staff, r)["metrics"] for r in (first, second))
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_report_figures_agree_with_scikit_learn_on_the_same_predictions(flow):
+    ctx, member, _, staff = flow
+    run_id = services.submit(ctx, member, "wdbc-malignancy", wdbc_model(ctx), MODEL_CARD)
+    run_queue(ctx)
+    out = ctx.settings.home / "holdout.parquet"
+    services.export_holdout(ctx, staff, "wdbc-malignancy", out)
+    import onnxruntime as ort
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out).to_pydict()
+    card = services.get_task(ctx, "wdbc-malignancy")
+    X = np.column_stack([table[name] for name in card.feature_names]).astype(np.float32)
+    y = np.asarray(table["label"])
+    from sandbox.runner import model_path
+
+    sha = services.run_status(ctx, staff, run_id)["model_sha256"]
+    session = ort.InferenceSession(model_path(ctx.settings, sha).read_bytes(),
+                                   providers=["CPUExecutionProvider"])
+    p = session.run(None, {"input": X})[1][:, 1].astype(float)
+    overall = services.report(ctx, staff, run_id)["metrics"]["overall"]
+    assert abs(overall["auroc"]["value"] - roc_auc_score(y, p)) < 1e-9
+    assert abs(overall["auprc"]["value"] - average_precision_score(y, p)) < 1e-9
+    assert overall["n"] == len(y)
+
+
+def test_tampered_report_fails_verification(flow, tmp_path):
+    ctx, member, _, staff = flow
+    run_id = services.submit(ctx, member, "wdbc-malignancy", wdbc_model(ctx), MODEL_CARD)
+    run_queue(ctx)
+    document = services.report(ctx, staff, run_id)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(document))
+    assert services.verify_report(ctx, good)["ok"]
+    document["metrics"]["overall"]["auroc"]["value"] = 0.999
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(document))
+    result = services.verify_report(ctx, bad)
+    assert not result["ok"] and "changed" in result["reason"]
+
+
+def test_staff_rerun_on_a_new_release_says_which_release_it_used(flow):
+    from portal.catalog.builder import build_release
+
+    ctx, member, _, staff = flow
+    run_id = services.submit(ctx, member, "wdbc-malignancy", wdbc_model(ctx), MODEL_CARD)
+    run_queue(ctx)
+    services.release_run(ctx, staff, run_id)
+    old_version = services.run_status(ctx, staff, run_id)["release_version"]
+    build_release(ctx.settings, ctx.conn, "wdbc", actor=staff.email)
+    new_ids = services.rerun_latest(ctx, staff, "wdbc-malignancy")
+    assert len(new_ids) == 1
+    run_queue(ctx)
+    rerun = services.run_status(ctx, staff, new_ids[0])
+    assert rerun["rerun_of"] == run_id and rerun["status"] == "awaiting_review"
+    assert rerun["release_version"] and rerun["release_version"] != old_version
+    assert services.report(ctx, staff, new_ids[0])["release"]["version"] == \
+        rerun["release_version"]
