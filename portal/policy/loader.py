@@ -33,6 +33,7 @@ class PolicySet(dict[str, DatasetPolicy]):
     def __init__(self) -> None:
         super().__init__()
         self.sources: dict[str, tuple[str, Any]] = {}
+        self.checked: set[tuple[str, str]] = set()  # (dataset, release) pairs already checked
 
     def where(self, dataset: str, *path: str | int) -> str:
         """``file:line`` for a key path inside a dataset's policy (best effort)."""
@@ -69,7 +70,7 @@ def load_policies(directory: Path) -> PolicySet:
         policies.sources[policy.dataset] = (path.name, reader)
         problems.extend(_static_problems(policies, policy))
     if problems:
-        raise ConfigError(f"{len(problems)} problem(s) in the access policies", problems=problems)
+        raise ConfigError(problems=problems)
     return policies
 
 
@@ -166,7 +167,7 @@ def check_against_releases(policies: PolicySet | Mapping[str, DatasetPolicy],
     engine needs it to count persons). Raises ConfigError listing every problem."""
     problems = policy_problems(policies, releases)
     if problems:
-        raise ConfigError(f"{len(problems)} problem(s) in the access policies", problems=problems)
+        raise ConfigError(problems=problems)
 
 
 def policy_problems(policies: Mapping[str, DatasetPolicy],
