@@ -7,8 +7,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from portal import audit
 from portal.access import grants as grants_mod
 from portal.access.grants import Grant
+from portal.errors import UserError
+from portal.services import access as access_services
 from portal.services.context import Context
 from portal.store import people
 from portal.store.db import transaction
@@ -104,4 +109,30 @@ def policy_ctx(ctx: Context, directory: Path, **policy: object) -> Context:
     return Context(settings=replace(ctx.settings, policies_dir=directory), conn=ctx.conn)
 
 
-PURPOSE = "We study GI bleeding risk after NSAID exposure to build a triage model."
+PURPOSE = ("We study GI bleeding risk after NSAID exposure to build and validate a triage model "
+           "for emergency departments.")
+
+
+LEAKS = ("Traceback", "sqlite", "/tmp", "/work", "SELECT ", "IntegrityError", ".yaml", ".py")
+
+
+def refused(actx, call, error_type, code, action, hostile=None):
+    """Run ``call``; assert the error type and code, a safe message and an audit event."""
+    before = len(audit.list_events(actx.conn, action=action))
+    with pytest.raises(error_type) as info:
+        call()
+    error = info.value
+    assert isinstance(error, UserError) and error.code == code
+    for leak in LEAKS:
+        assert leak not in error.message
+    if hostile:
+        assert hostile not in error.message
+    events = audit.list_events(actx.conn, action=action)
+    assert len(events) == before + 1
+    assert events[0].decision in ("denied", "rejected") and events[0].reason == code
+    return error
+
+
+def submit(actx, who, tier="row-level", dataset="eunomia", **kw):
+    args = {"purpose": PURPOSE, "agreed_terms": True} | kw
+    return access_services.submit_request(actx, who, dataset, tier, **args)
