@@ -129,8 +129,10 @@ def _check_statement(node: dict[str, Any]) -> None:
         if cls == "FUNCTION" and name in aggregates and name not in ALLOWED_AGGREGATES:
             raise _refuse(f"The aggregate {name}() can reveal one person's value and is not "
                           f"available.")
+    grouped = bool(node.get("group_expressions")) or node.get("aggregate_handling") == \
+        "FORCE_AGGREGATES"
     for expression in node.get("select_list", []):
-        _check_output(expression, aggregates)
+        _check_output(expression, aggregates, grouped)
 
 
 def _contains_aggregate(expression: Any, aggregates: frozenset[str]) -> bool:
@@ -159,9 +161,12 @@ def _plain_aggregate(expression: dict[str, Any]) -> bool:
     return len(children) == 1 and children[0].get("class") == "COLUMN_REF"
 
 
-def _check_output(expression: dict[str, Any], aggregates: frozenset[str]) -> None:
+def _check_output(expression: dict[str, Any], aggregates: frozenset[str],
+                  grouped: bool) -> None:
     if not _contains_aggregate(expression, aggregates):
-        return  # a group key (DuckDB itself refuses ungrouped columns)
+        if grouped or not any(n.get("class") == "COLUMN_REF" for n in walk(expression)):
+            return  # a group key (DuckDB itself refuses ungrouped columns) or a constant
+        raise _refuse("Row-level values are not available: aggregate them, or GROUP BY them.")
     if _plain_aggregate(expression):
         return
     name = str(expression.get("function_name", "")).lower()
