@@ -4,39 +4,19 @@ longest grant, approvals required). Policies are loaded by :mod:`portal.policy.l
 from __future__ import annotations
 
 import hashlib
-import threading
-from pathlib import Path
 
 from portal.config import Settings
 from portal.errors import NotFound
-from portal.policy.loader import load_policies
 from portal.policy.model import DatasetPolicy, Tier
-
-_lock = threading.Lock()
-_cache: dict[Path, tuple[tuple, dict[str, DatasetPolicy]]] = {}
-
-
-def _fingerprint(directory: Path) -> tuple:
-    """Names, sizes and modification times of the policy files: a change reloads them."""
-    if not directory.is_dir():
-        return ()
-    return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                        for p in directory.iterdir() if p.suffix in (".yaml", ".yml")))
+from portal.services import policies as policy_services
+from portal.services.context import Context
 
 
 def policies(settings: Settings) -> dict[str, DatasetPolicy]:
-    """Every dataset's policy, reloaded when a file changes. Raises ConfigError when invalid
-    (never a partial set)."""
-    directory = settings.policies_dir or settings.project_root / "access_policies"
-    stamp = _fingerprint(directory)
-    with _lock:
-        cached = _cache.get(directory)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-    loaded = dict(load_policies(directory))
-    with _lock:
-        _cache[directory] = (stamp, loaded)
-    return loaded
+    """Every dataset's policy, through the one cache the services share (reloaded when a file
+    changes). Raises ConfigError when invalid (never a partial set)."""
+    # The loader cache only reads ``ctx.settings``; no store connection is needed here.
+    return policy_services.policies(Context(settings=settings, conn=None))  # type: ignore[arg-type]
 
 
 def dataset_policy(settings: Settings, dataset_id: str) -> DatasetPolicy:

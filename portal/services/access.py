@@ -17,7 +17,7 @@ from portal.access import grants, requests, reviews
 from portal.access.actors import can_staff, check_member_team, check_staff
 from portal.access.policy import dataset_policy, terms_hash, tier_policy
 from portal.access.states import REQUEST_OPEN, REQUEST_STATES
-from portal.errors import Denied, InvalidInput, NotFound, Rejected, UserError
+from portal.errors import Denied, InvalidInput, NotFound, PortalError, Rejected, UserError
 from portal.identity import Principal
 from portal.services.context import Context
 from portal.store import people
@@ -241,8 +241,19 @@ def revoke_grant(ctx: Context, principal: Principal, grant_id: int,
 
 
 def _extract_path(ctx: Context, grant: grants.Grant) -> str | None:
-    """Where the grant's governed extract is, for staff (None until it exists)."""
-    return None
+    """Where the governed extract of an active grant lives (content-addressed by release and
+    resolved tier; it may not be built until the first query), for staff. None for grants that
+    are not active, or while the dataset has no current release or a valid policy."""
+    if grant.effective_status() != "active":
+        return None
+    from portal.query.extracts import extract_path  # the query area builds extracts
+    from portal.services.policies import resolved_tier
+
+    try:
+        _, resolved = resolved_tier(ctx, grant.dataset_id, grant.tier)
+    except PortalError:
+        return None
+    return str(extract_path(ctx.settings, resolved))
 
 
 def _grant_rows(ctx: Context, found: list[grants.Grant], bucket: str | None, staff: bool,

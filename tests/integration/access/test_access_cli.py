@@ -135,3 +135,20 @@ def test_demo_seed_grants_acme_and_beta_not_gamma_and_is_idempotent(settings):
                                         ("beta-bio", "aggregate", "active")]
     assert len(audit.list_events(ctx.conn, action="grant.create")) == 2
     ctx.close()
+
+
+def test_staff_grant_list_shows_extract_path_for_active_grants_with_a_release(ctx, tmp_path):
+    from portal.services import access as access_services
+    from tests.factories import make_release, make_user
+    from tests.factories_access import make_grant, policy_ctx
+
+    actx = policy_ctx(ctx, tmp_path / "policies")
+    make_release(actx, "eunomia", {
+        "person": "SELECT range AS person_id, 1950 + range % 40 AS year_of_birth FROM range(50)"})
+    staff = make_user(actx, "staff@platform.example", role="staff")
+    active = make_grant(actx, "acme-health", "eunomia", "row-level")
+    revoked = make_grant(actx, "beta-bio", "eunomia", "aggregate", status="revoked")
+    listed = {g["id"]: g for g in access_services.list_grants(actx, staff)}
+    path = listed[active.id]["extract_path"]
+    assert path.startswith(str(actx.settings.extracts_dir)) and path.endswith(".duckdb")
+    assert listed[revoked.id]["extract_path"] is None
