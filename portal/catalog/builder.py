@@ -121,6 +121,20 @@ def build_release(settings: Settings, conn: sqlite3.Connection, dataset_id: str,
         raise
 
 
+def check_source(settings: Settings, loaded: LoadedManifest) -> None:
+    """Compare a manifest with its (materialised, read-only) source without building.
+    Raises ConfigError(manifest_source_mismatch)."""
+    source = open_source(settings, loaded.manifest)
+    con = duckdb.connect()
+    try:
+        attach_source(con, source)
+        found = source_tables(con)
+    finally:
+        con.close()
+    check_against_source(loaded, {t: {c: col.type for c, col in cols.items()}
+                                  for t, cols in found.items()})
+
+
 def _clean_stale(folder: Path) -> None:
     for stale in folder.glob(".staging-*"):
         shutil.rmtree(stale, ignore_errors=True)
@@ -193,6 +207,7 @@ def _write_partitions(settings: Settings, loaded: LoadedManifest, source: Source
         say(f"{m.id}: checking the release")
         report = _assemble_report(con, plan, counts, version)
         card = _card(loaded, report, source, version)
+        card["demographics"] = rpt.demographics(con, plan)
         con.execute("DETACH dev")
         con.execute("DETACH holdout")
     finally:

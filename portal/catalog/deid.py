@@ -137,12 +137,16 @@ def apply_k_anonymity(con: duckdb.DuckDBPyConnection, plan: Plan, person_table_s
     before = _classes(con, plan, person_table_sql)
     steps: list[dict[str, Any]] = []
     current = before
-    if current["records_below_k"] and m.privacy.below_k == "generalise" and m.privacy.generalise:
-        gen = m.privacy.generalise
-        plan.generalised[gen.column] = gen.band_width
-        current = _classes(con, plan, person_table_sql)
-        steps.append({"action": "generalise", "column": gen.column, "band_width": gen.band_width,
-                      "records_below_k_after": current["records_below_k"]})
+    gen = m.privacy.generalise
+    limit = m.privacy.max_suppressed_fraction * plan.persons_total
+    if current["records_below_k"] and m.privacy.below_k == "generalise" and gen:
+        for width in gen.band_widths:  # "generalise further" until suppression fits
+            plan.generalised[gen.column] = width
+            current = _classes(con, plan, person_table_sql)
+            steps.append({"action": "generalise", "column": gen.column, "band_width": width,
+                          "records_below_k_after": current["records_below_k"]})
+            if current["records_below_k"] <= limit:
+                break
     if current["records_below_k"]:
         group = ", ".join(f'"{q}"' for q in qis)
         con.execute(

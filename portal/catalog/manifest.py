@@ -86,8 +86,11 @@ class SplitSpec(_Strict):
 
 
 class Generalisation(_Strict):
+    """Global recoding of an integer quasi-identifier to band starts; each width is tried in turn
+    (coarser last) until the persons still below k fit within max_suppressed_fraction."""
+
     column: str
-    band_width: int = Field(ge=2, le=50)
+    band_widths: list[int] = Field(min_length=1, max_length=5)
 
 
 class PrivacySpec(_Strict):
@@ -228,6 +231,10 @@ def _split_and_privacy_problems(loaded: LoadedManifest) -> list[str]:
     if (m.privacy.below_k == "generalise") != (gen is not None):
         problems.append(f"{loaded.where('privacy', 'below_k')}: privacy.generalise is required "
                         "when below_k is generalise, and only then")
+    if gen is not None and (list(gen.band_widths) != sorted(set(gen.band_widths))
+                            or not all(2 <= w <= 50 for w in gen.band_widths)):
+        problems.append(f"{loaded.where('privacy', 'generalise', 'band_widths')}: band widths "
+                        "must be increasing whole numbers from 2 to 50")
     if gen is not None and (gen.column not in qis or ptable.columns[gen.column].type
                             not in ("INTEGER", "BIGINT")):
         problems.append(f"{loaded.where('privacy', 'generalise', 'column')}: the generalised "

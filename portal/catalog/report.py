@@ -117,6 +117,42 @@ def kanon_on_release(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, An
     return {"classes": row[0], "smallest_class": row[1], "records_below_k": int(row[2])}
 
 
+SMALL_CELL = 11  # counts below this are suppressed on cards and charts
+AGE_BANDS = ((0, 17), (18, 44), (45, 64), (65, 89), (90, 200))
+SEX_LABELS = {8507: "male", 8532: "female"}
+
+
+def demographics(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
+    """Persons by age band (at the card's reference date) and sex, from the release files, for
+    the catalog chart. Counts below 11 are suppressed (None). Needs year_of_birth and
+    gender_concept_id on the person table; otherwise ``available`` is False."""
+    m = plan.manifest
+    pt = m.split.person_table
+    cols = {n for n, _ in released_columns(m.tables[pt])}
+    if not {"year_of_birth", "gender_concept_id"} <= cols:
+        return {"available": False, "reason": "the person table has no year of birth and sex"}
+    ref = m.age_reference_year
+    band_case = " ".join(f"WHEN {ref} - year_of_birth BETWEEN {lo} AND {hi} THEN '{label}'"
+                         for (lo, hi), label in zip(AGE_BANDS, _band_names(), strict=True))
+    rows = con.execute(
+        f'WITH r AS (SELECT year_of_birth, gender_concept_id FROM dev."{pt}" UNION ALL '
+        f'SELECT year_of_birth, gender_concept_id FROM holdout."{pt}") '
+        f"SELECT CASE {band_case} ELSE 'unknown' END AS band, gender_concept_id, count(*) "
+        "FROM r GROUP BY ALL").fetchall()
+    counts: dict[tuple[str, str], int] = {}
+    for band_name, gender, n in rows:
+        key = (band_name, SEX_LABELS.get(gender, "other or unknown"))
+        counts[key] = counts.get(key, 0) + int(n)
+    cells = [{"age_band": b, "sex": sx, "persons": n if n >= SMALL_CELL else None}
+             for (b, sx), n in sorted(counts.items())]
+    return {"available": True, "reference_date": m.privacy.age_reference_date,
+            "small_cell_threshold": SMALL_CELL, "cells": cells}
+
+
+def _band_names() -> list[str]:
+    return [f"{lo}-{hi}" if hi < 200 else f"{lo}+" for lo, hi in AGE_BANDS]
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """A readable summary for the data office (also written as report.md)."""
     lines = [f"# De-identification report: {report['dataset']} release {report['version']}", "",
