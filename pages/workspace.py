@@ -14,16 +14,16 @@ me, ctx = require_principal("member", page="workspace")
 st.title("SQL workspace")
 
 try:
-    active = [g for g in access.list_grants(ctx, me) if g["effective_status"] == "active"]
+    labels = workspace.dataset_labels(access.list_grants(ctx, me))
 except PortalError as exc:
     show_error(exc)
     st.stop()
-if not active:
-    st.info("Your team has no active grant. Use Request access to ask for a dataset.")
+if not labels:
+    st.info("Your team has no grant yet. Use Request access to ask for a dataset.")
     st.stop()
 
-labels = {g["dataset_id"]: f"{g['dataset_id']} · {g['tier']} · {g['days_left']} days left"
-          for g in active}
+# Datasets whose grant expired or was revoked stay listed: running a query there shows why
+# it is refused (the service re-checks the grant on every query).
 dataset_id = st.selectbox("Dataset", list(labels), format_func=labels.get, key="ws_dataset")
 
 browser, editor = st.columns([1, 2])

@@ -18,6 +18,24 @@ EDITOR_KEY = "ws_sql"
 RESULT_KEY = "_ws_result"
 
 
+def dataset_labels(grants: list[dict]) -> dict[str, str]:
+    """Each dataset the team ever held a grant for → a label with its latest grant's state
+    (the grants come newest first; an active one wins)."""
+    latest: dict[str, dict] = {}
+    for grant in grants:
+        kept = latest.get(grant["dataset_id"])
+        if kept is None or (grant["effective_status"] == "active"
+                            and kept["effective_status"] != "active"):
+            latest[grant["dataset_id"]] = grant
+    return {
+        dataset: f"{dataset} · {g['tier']} · " + (
+            f"{g['days_left']} days left" if g["effective_status"] == "active"
+            else g["effective_status"])
+        for dataset, g in sorted(latest.items(), key=lambda item: (
+            item[1]["effective_status"] != "active", item[0]))
+    }
+
+
 def schema_browser(ctx: Context, me: Principal, dataset_id: str) -> None:
     """Exactly the tables and columns the team's extract holds."""
     st.subheader("Schema")

@@ -32,19 +32,21 @@ class Stack:
         self.settings, self.issuer, self.url, self.logs = settings, issuer, url, logs
 
 
-def _build_releases(settings: Settings) -> None:
-    """Real releases from the shipped sources (the catalog service), when it is there."""
-    try:
-        from portal.services import catalog
-    except ImportError:
-        return
-    from portal.identity import principal_for_email
+def _prepare_home(settings: Settings) -> None:
+    """A real eunomia release (the release builder), and a staff member who also advises Acme
+    Health (so that approving Acme's request is approving their own team's)."""
+    from portal.catalog.builder import build_release
     from portal.services.context import Context
+    from portal.store import people
+    from portal.store.db import transaction
 
     ctx = Context.open(settings)
     try:
-        staff = principal_for_email(ctx.conn, "staff@platform.example")
-        catalog.build_releases(ctx, staff)
+        build_release(settings, ctx.conn, "eunomia", actor="system")
+        with transaction(ctx.conn):
+            reviewer = people.get_user_by_email(ctx.conn, "reviewer@platform.example")
+            people.set_membership(ctx.conn, reviewer["id"],
+                                  people.get_team(ctx.conn, "acme-health")["id"])
     finally:
         ctx.close()
 
@@ -64,7 +66,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     portal = None
     try:
         devserver.seed_and_bind(settings, issuer)
-        _build_releases(settings)
+        _prepare_home(settings)
         port = free_port()
         secrets = root / "secrets.toml"
         devserver.write_secrets(secrets, devserver.secrets_toml(

@@ -1,0 +1,123 @@
+"""The access journey end to end in real Chromium: request, approval, query, revocation, refusal;
+and a self-approval attempt refused by separation of duties."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS, Shots, go, new_page, sign_in, sign_out, wait_idle
+
+pytestmark = pytest.mark.e2e
+
+PURPOSE = ("We will estimate the rate of gastrointestinal bleeding after NSAID exposure to "
+           "calibrate a triage model for our emergency-department product.")
+LIGHT_QUERY = "SELECT gender_concept_id, count(*) AS persons FROM person GROUP BY 1 ORDER BY 1"
+
+
+def request_access(page, stack, dataset: str, tier: str, shots: Shots) -> None:
+    go(page, stack, "request-access", "Request access")
+    _choose(page, "Dataset", dataset)
+    _choose(page, "Tier", tier)
+    page.get_by_label(re.compile(r"^Purpose")).fill(PURPOSE)
+    page.get_by_text("I agree to the terms of use").click()
+    shots(page, "request-form")
+    page.get_by_role("button", name="Submit request").click()
+    page.get_by_text(re.compile(r"Request \d+ submitted")).wait_for()
+    wait_idle(page)
+    shots(page, "request-submitted")
+
+
+def _choose(page, label: str, option: str) -> None:
+    box = page.get_by_label(label, exact=True)
+    if option in (box.input_value() or ""):
+        return
+    box.click()
+    page.get_by_role("option", name=option, exact=True).click()
+    wait_idle(page)
+
+
+def run_query(page, sql: str) -> float:
+    """Type the SQL, click Run, wait for the outcome; returns seconds from click to outcome."""
+    editor = page.get_by_label("SQL (one read-only query)")
+    editor.fill(sql)
+    editor.press("Control+Enter")
+    wait_idle(page)
+    started = time.perf_counter()
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text(re.compile(r"(Done: \d+ rows|Query refused)")).first.wait_for()
+    elapsed = time.perf_counter() - started
+    wait_idle(page)
+    return elapsed
+
+
+def test_request_approve_query_revoke_refuse(stack, browser):
+    shots = Shots("access-journey")
+    founder = new_page(browser)
+    sign_in(founder, stack, "founder@gamma-ai.example", shots)
+    request_access(founder, stack, "eunomia", "row-level", shots)
+    sign_out(founder)
+
+    staff = new_page(browser)
+    sign_in(staff, stack, "staff@platform.example", shots)
+    go(staff, stack, "review", "Review queue")
+    staff.get_by_text("founder@gamma-ai.example").first.wait_for()
+    shots(staff, "review-queue")
+    staff.get_by_role("button", name="Approve").first.click()
+    staff.get_by_text(re.compile(r"Request \d+ approved")).wait_for()
+    wait_idle(staff)
+    shots(staff, "approved")
+
+    sign_in(founder, stack, "founder@gamma-ai.example")
+    go(founder, stack, "workspace", "SQL workspace")
+    founder.get_by_text("tables in your governed extract").wait_for()
+    seconds = run_query(founder, LIGHT_QUERY)
+    founder.get_by_text(re.compile(r"Done: 2 rows")).wait_for()
+    assert founder.locator("[data-testid='stDataFrame']").count() >= 2
+    shots(founder, "query-results")
+
+    go(staff, stack, "grants", "Grants")
+    staff.get_by_label(re.compile(r"^Reason")).fill("Purpose changed: new review needed.")
+    shots(staff, "revoke-form")
+    staff.get_by_role("button", name="Revoke").click()
+    staff.get_by_text(re.compile(r"Grant \d+ revoked")).wait_for()
+    wait_idle(staff)
+    shots(staff, "revoked")
+
+    run_query(founder, LIGHT_QUERY)  # the founder's page is still open: the next query
+    founder.get_by_text("grant_revoked").first.wait_for()
+    assert founder.get_by_text("Purpose changed: new review needed.").first.is_visible()
+    shots(founder, "query-refused")
+    _record_timing("run_to_results_seconds", seconds)
+    founder.context.close()
+    staff.context.close()
+
+
+def test_self_approval_attempt_is_refused(stack, browser):
+    shots = Shots("self-approval")
+    analyst = new_page(browser)
+    sign_in(analyst, stack, "analyst@acme-health.example", shots)
+    request_access(analyst, stack, "eunomia", "aggregate", shots)
+    analyst.context.close()
+
+    reviewer = new_page(browser)  # staff, and an adviser of Acme Health
+    sign_in(reviewer, stack, "reviewer@platform.example", shots)
+    go(reviewer, stack, "review", "Review queue")
+    reviewer.get_by_text("analyst@acme-health.example").first.wait_for()
+    assert reviewer.get_by_text("You may not decide this request").first.is_visible()
+    reviewer.get_by_role("button", name="Approve").first.click()  # the only open request
+    reviewer.get_by_text("own_team").last.wait_for()
+    wait_idle(reviewer)
+    shots(reviewer, "refused")
+    assert reviewer.get_by_text(re.compile(r"Request \d+ approved")).count() == 0
+    reviewer.context.close()
+
+
+def _record_timing(name: str, seconds: float) -> None:
+    path = ARTIFACTS / "timings.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[name] = round(seconds, 3)
+    path.write_text(json.dumps(data, indent=2))
