@@ -61,3 +61,29 @@ def make_analyst(ctx: Context, team: str = "acme-health", dataset: str = "eunomi
     if tier:
         make_grant(ctx, team, dataset, tier, **grant_options)
     return user
+
+
+def settings_with_policies(settings, folder, replacements: dict[str, str] | None = None,
+                           dataset: str = "eunomia"):
+    """Settings whose policies folder holds a copy of the bundled policy of ``dataset`` with
+    text replacements applied (e.g. a shorter time limit)."""
+    import dataclasses
+    from pathlib import Path
+
+    bundled = Path(__file__).resolve().parents[1] / "access_policies" / f"{dataset}.yaml"
+    text = bundled.read_text(encoding="utf-8")
+    for old, new in (replacements or {}).items():
+        assert old in text, old
+        text = text.replace(old, new)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{dataset}.yaml").write_text(text, encoding="utf-8")
+    return dataclasses.replace(settings, policies_dir=folder)
+
+
+def fast_limits(settings, folder):
+    """Bundled eunomia tiers with a 2-second time limit and roomy budgets (hostile-input tests)."""
+    return settings_with_policies(settings, folder, {
+        "time_limit_seconds: 30": "time_limit_seconds: 2",
+        "time_limit_seconds: 60": "time_limit_seconds: 2",
+        "per_minute: 30": "per_minute: 1000",
+    })

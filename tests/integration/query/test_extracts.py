@@ -1,0 +1,98 @@
+"""The trusted extract builder on real DuckDB files: only the tier's tables and columns, dev
+partition only, row filters and transforms applied, content-addressed, atomic."""
+
+from __future__ import annotations
+
+import threading
+
+import duckdb
+
+from portal.services.context import Context
+from portal.services.policies import resolved_tier
+from portal.services.query import extract_for
+from tests.factories_query import make_omop_release, settings_with_policies
+
+
+def columns(path, table):
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()]
+    finally:
+        con.close()
+
+
+def scalar(path, sql):
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_row_level_extract_holds_only_the_tiers_columns(ctx):
+    make_omop_release(ctx)
+    path = extract_for(ctx, "eunomia", "row-level")
+    assert columns(path, "person") == ["person_id", "gender_concept_id", "year_of_birth",
+                                       "race_concept_id", "ethnicity_concept_id"]
+    assert "condition_source_value" not in columns(path, "condition_occurrence")
+    assert "stop_reason" not in columns(path, "condition_occurrence")
+
+
+def test_extract_never_contains_held_out_rows(ctx):
+    make_omop_release(ctx)
+    path = extract_for(ctx, "eunomia", "row-level")
+    assert scalar(path, "SELECT count(*) FROM person") == 200
+    assert scalar(path, "SELECT max(person_id) FROM person") == 200
+    assert scalar(path, "SELECT count(*) FROM condition_occurrence"
+                        " WHERE condition_concept_id = 999999") == 0
+
+
+def test_same_spec_shares_one_file_and_changes_build_new_ones(ctx, tmp_path):
+    make_omop_release(ctx)
+    first = extract_for(ctx, "eunomia", "row-level")
+    assert extract_for(ctx, "eunomia", "row-level") == first
+    # The bundled aggregate tier exposes the same tables and columns: same spec, same file.
+    assert extract_for(ctx, "eunomia", "aggregate") == first
+    narrower = settings_with_policies(ctx.settings, tmp_path / "p", {
+        "ethnicity_concept_id]": "]"})
+    other = extract_for(Context(narrower, ctx.conn), "eunomia", "row-level")
+    assert other != first
+    assert "ethnicity_concept_id" not in columns(other, "person")
+    make_omop_release(ctx, version="v2")
+    assert extract_for(ctx, "eunomia", "row-level") not in (first, other)
+
+
+def test_row_filters_and_transforms_are_applied_by_the_builder(ctx, tmp_path):
+    make_omop_release(ctx)
+    settings = settings_with_policies(ctx.settings, tmp_path / "p", {
+        "        deny_columns: [\"*\"]\n  aggregate:":
+        "        deny_columns: [\"*\"]\n        row_filter: \"year_of_birth >= 1960\"\n"
+        "        transforms: {year_of_birth: {band: 10}}\n  aggregate:"})
+    path = extract_for(Context(settings, ctx.conn), "eunomia", "row-level")
+    assert scalar(path, "SELECT min(year_of_birth) FROM person") == 1960
+    assert scalar(path, "SELECT count(DISTINCT year_of_birth) FROM person") == 3  # 60s-80s
+
+
+def test_concurrent_builders_of_one_extract_leave_one_complete_file(ctx):
+    make_omop_release(ctx)
+    release, resolved = resolved_tier(ctx, "eunomia", "row-level")
+    from portal.query.extracts import build_extract
+
+    paths, errors = [], []
+
+    def build():
+        try:
+            paths.append(build_extract(ctx.settings, release, resolved))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(paths)) == 1
+    assert scalar(paths[0], "SELECT count(*) FROM person") == 200
+    leftovers = [p.name for p in ctx.settings.extracts_dir.iterdir() if p.suffix != ".duckdb"]
+    assert leftovers == []

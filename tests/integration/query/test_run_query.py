@@ -1,0 +1,165 @@
+"""run_query end to end: real store, real release files, real extract, real worker processes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from portal import audit
+from portal.cli import main
+from portal.errors import Denied, QuotaExceeded, Rejected
+from portal.services import query as q
+from portal.services.context import Context
+from tests.factories_query import make_analyst, make_omop_release, settings_with_policies
+
+
+@pytest.fixture
+def omop(ctx):
+    make_omop_release(ctx)
+    return ctx
+
+
+def events(ctx):
+    return audit.list_events(ctx.conn, action="query.run")
+
+
+def test_row_level_query_returns_rows_and_one_audit_event(omop):
+    analyst = make_analyst(omop)
+    result = q.run_query(omop, analyst, "eunomia",
+                         "SELECT person_id, year_of_birth FROM person ORDER BY 1 LIMIT 3")
+    assert result.columns == ["person_id", "year_of_birth"]
+    assert result.rows == [[1, 1951], [2, 1952], [3, 1953]]
+    assert (result.row_count, result.truncated, result.suppressed) == (3, False, 0)
+    assert result.tier == "row-level"
+    [event] = events(omop)
+    assert event.decision == "allowed" and event.actor == analyst.email
+    assert event.team == "acme-health"
+    assert event.details["tables"] == ["person"]
+    assert event.details["rows_returned"] == 3
+    assert event.details["sql_hash"] and "ORDER BY 1" in event.details["sql"]
+    assert "1951" not in json.dumps(event.details)  # never result values
+
+
+def test_row_level_results_are_capped_and_marked_truncated(omop):
+    analyst = make_analyst(omop)
+    result = q.run_query(omop, analyst, "eunomia", "SELECT * FROM range(10000000000)")
+    assert result.row_count == 1000
+    assert result.truncated is True
+    assert events(omop)[0].details["truncated"] is True
+
+
+def test_aggregate_tier_suppresses_small_groups_and_rounds_counts(omop):
+    analyst = make_analyst(omop, team="beta-bio", tier="aggregate")
+    result = q.run_query(omop, analyst, "eunomia",
+                         "SELECT year_of_birth < 1930 AS old, count(*) AS n FROM person "
+                         "GROUP BY 1 ORDER BY 1")
+    assert result.rows == [[False, 200], [None, None]]  # the single 1920 birth is suppressed
+    assert result.row_suppressed == [False, True]
+    assert result.suppressed == 1
+    odd = q.run_query(omop, analyst, "eunomia",
+                      "SELECT condition_concept_id, count(*) FROM condition_occurrence "
+                      "GROUP BY 1 ORDER BY 1")
+    assert all(n % 5 == 0 for _, n in odd.rows)
+    assert events(omop)[0].details["rows_suppressed"] == 0
+    assert events(omop)[1].details["rows_suppressed"] == 1
+
+
+def test_differencing_two_large_counts_is_blurred_by_rounding(omop):
+    analyst = make_analyst(omop, team="beta-bio", tier="aggregate")
+    everyone = q.run_query(omop, analyst, "eunomia", "SELECT count(*) FROM person")
+    all_but_one = q.run_query(omop, analyst, "eunomia",
+                              "SELECT count(*) FROM person WHERE year_of_birth <> 1920")
+    assert everyone.rows == all_but_one.rows == [[200]]
+
+
+@pytest.mark.parametrize(("status", "code"), [("expired", "grant_expired"),
+                                              ("revoked", "grant_revoked")])
+def test_run_query_with_inactive_grant_is_denied(omop, status, code):
+    analyst = make_analyst(omop, status=status)
+    with pytest.raises(Denied) as info:
+        q.run_query(omop, analyst, "eunomia", "SELECT count(*) FROM person")
+    assert info.value.code == code
+    assert events(omop)[0].decision == "denied" and events(omop)[0].reason == code
+
+
+def test_run_query_without_grant_is_denied(omop):
+    make_analyst(omop)  # acme-health holds a grant; gamma-ai does not
+    outsider = make_analyst(omop, team="gamma-ai", tier=None)
+    with pytest.raises(Denied) as info:
+        q.run_query(omop, outsider, "eunomia", "SELECT count(*) FROM person")
+    assert info.value.code == "no_grant"
+    assert events(omop)[0].team == "gamma-ai"
+
+
+def test_budget_per_minute_is_enforced(omop, tmp_path):
+    settings = settings_with_policies(omop.settings, tmp_path / "p",
+                                      {"per_minute: 30": "per_minute: 2"})
+    ctx = Context(settings, omop.conn)
+    analyst = make_analyst(ctx)
+    for _ in range(2):
+        q.run_query(ctx, analyst, "eunomia", "SELECT 1")
+    with pytest.raises(QuotaExceeded) as info:
+        q.run_query(ctx, analyst, "eunomia", "SELECT 1")
+    assert info.value.code == "query_budget_exceeded"
+    assert [e.decision for e in events(ctx)] == ["denied", "allowed", "allowed"]
+
+
+def test_history_saved_queries_schema_and_download(omop):
+    analyst = make_analyst(omop)
+    q.run_query(omop, analyst, "eunomia", "SELECT 1")
+    with pytest.raises(Rejected):
+        q.run_query(omop, analyst, "eunomia", "DROP TABLE person")
+    history = q.query_history(omop, analyst)
+    assert [h["status"] for h in history] == ["rejected", "allowed"]
+    saved = q.save_query(omop, analyst, "eunomia", "births", "SELECT year_of_birth FROM person")
+    assert [s["name"] for s in q.list_saved_queries(omop, analyst)] == ["births"]
+    q.delete_saved_query(omop, analyst, saved)
+    assert q.list_saved_queries(omop, analyst) == []
+    schema = q.schema_for(omop, analyst, "eunomia")
+    assert [c for c, _ in schema["person"]] == ["person_id", "gender_concept_id",
+                                                "year_of_birth", "race_concept_id",
+                                                "ethnicity_concept_id"]
+    assert q.can_download(omop, analyst, "eunomia") is False  # row-level: download none
+    aggregate = make_analyst(omop, team="beta-bio", tier="aggregate")
+    assert q.can_download(omop, aggregate, "eunomia") is True
+
+
+def test_cli_query_json_contract(omop, capsys):
+    make_analyst(omop)
+    env = {"PORTAL_HOME": str(omop.settings.home)}
+    code = main(["query", "--user", "analyst@acme-health.example", "--dataset", "eunomia",
+                 "--sql", "SELECT count(*) AS n FROM person", "--format", "json"], env)
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert {"columns", "rows", "row_count", "truncated", "suppressed", "query_id"} <= set(out)
+    assert out["rows"] == [[200]] and out["columns"] == ["n"]
+    code = main(["query", "--user", "analyst@acme-health.example", "--dataset", "eunomia",
+                 "--sql", "ATTACH '/etc/x' AS x", "--format", "json"], env)
+    out = json.loads(capsys.readouterr().out)
+    assert code == 2
+    assert out["error"]["code"] == "statement_not_allowed"
+    assert "/etc" not in out["error"]["message"]
+
+
+def test_cli_query_table_and_csv_formats(omop, capsys):
+    make_analyst(omop)
+    env = {"PORTAL_HOME": str(omop.settings.home)}
+    assert main(["query", "--user", "analyst@acme-health.example", "--dataset", "eunomia",
+                 "--sql", "SELECT 1 AS one", "--format", "csv"], env) == 0
+    assert capsys.readouterr().out.splitlines() == ["one", "1"]
+    assert main(["query", "--user", "analyst@acme-health.example", "--dataset", "eunomia",
+                 "--sql", "SELECT 1 AS one"], env) == 0
+    assert "1 row(s)" in capsys.readouterr().out
+
+
+def test_real_eunomia_release_row_level_and_aggregate(released_ctx):
+    analyst = make_analyst(released_ctx)
+    result = q.run_query(released_ctx, analyst, "eunomia", "SELECT count(*) FROM person")
+    assert 0 < result.rows[0][0] < 2694  # the dev partition only
+    schema = q.schema_for(released_ctx, analyst, "eunomia")
+    assert not any(c.endswith("_source_value") for cols in schema.values() for c, _ in cols)
+    aggregate = make_analyst(released_ctx, team="beta-bio", tier="aggregate")
+    by_gender = q.run_query(released_ctx, aggregate, "eunomia",
+                            "SELECT gender_concept_id, count(*) FROM person GROUP BY 1")
+    assert all(n is None or n % 5 == 0 for _, n in by_gender.rows)
