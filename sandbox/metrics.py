@@ -121,6 +121,10 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(q / (1 - q))
 
 
+def _expit(eta: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * eta))  # the logistic function, without overflow
+
+
 def _loglik(y: np.ndarray, eta: np.ndarray) -> float:
     return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
 
@@ -135,7 +139,7 @@ def _logistic_fit(y: np.ndarray, design: np.ndarray, offset: np.ndarray,
     current = _loglik(y, offset)
     for _ in range(max_iter):
         eta = offset + design @ beta
-        mu = 1.0 / (1.0 + np.exp(-eta))
+        mu = _expit(eta)
         gradient = design.T @ (y - mu)
         hessian = (design * (mu * (1 - mu))[:, None]).T @ design
         try:
@@ -158,7 +162,7 @@ def _logistic_fit(y: np.ndarray, design: np.ndarray, offset: np.ndarray,
     if np.max(np.abs(beta)) > 1e3:
         raise NotEstimable("calibration is not estimable: the predictions separate the outcome")
     eta = offset + design @ beta
-    mu = 1.0 / (1.0 + np.exp(-eta))
+    mu = _expit(eta)
     hessian = (design * (mu * (1 - mu))[:, None]).T @ design
     se = np.sqrt(np.diag(np.linalg.inv(hessian)))
     return beta, se

@@ -67,3 +67,19 @@ def copy_template(template_home, settings) -> Context:
     shutil.copytree(template_home, settings.home, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("raw", ".lock"))
     return Context.open(settings)
+
+
+def with_fast_tasks(ctx: Context, wall_seconds: float = 4, **quotas: int) -> Context:
+    """The same context with the bundled cards copied and their wall-time limit (and any
+    ``quotas``) changed — limits and quotas are not part of the protocol."""
+    import dataclasses
+    import re
+
+    folder = ctx.settings.home / "fast-tasks"
+    folder.mkdir(exist_ok=True)
+    for path in (ctx.settings.tasks_dir).glob("*.yaml"):
+        text = re.sub(r"wall_seconds: \d+", f"wall_seconds: {wall_seconds}", path.read_text())
+        for key, value in quotas.items():
+            text = re.sub(rf"{key}: \d+", f"{key}: {value}", text)
+        (folder / path.name).write_text(text)
+    return Context(dataclasses.replace(ctx.settings, tasks_dir=folder), ctx.conn)

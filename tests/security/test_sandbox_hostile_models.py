@@ -1,0 +1,207 @@
+"""Hostile models, each end to end through the services and a real worker on a real wdbc
+release: a clear outcome for the team, an audit record, nothing leaked, the host unaffected and
+the next run fine."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from portal import audit
+from portal.errors import InvalidUpload, QuotaExceeded
+from portal.services import sandbox as services
+from sandbox import store
+from tests.integration.sandbox.helpers import (
+    build_template,
+    copy_template,
+    need_isolation,
+    people,
+    run_queue,
+    wdbc_model,
+    with_fast_tasks,
+)
+from tests.unit.sandbox import factories as f
+from tests.unit.sandbox.factories import MODEL_CARD
+
+TASK = "wdbc-malignancy"
+WIDTH = 30
+
+
+@pytest.fixture(scope="module")
+def wdbc_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("sandbox-security") / "home"
+    build_template(home, ("wdbc",))
+    return home
+
+
+@pytest.fixture
+def sec(settings, wdbc_home):
+    need_isolation()
+    base = copy_template(wdbc_home, settings)
+    ctx = with_fast_tasks(base, wall_seconds=4)
+    member, _, staff = people(ctx)
+    yield ctx, member, staff
+    base.close()
+
+
+def _model_files(ctx) -> list[str]:
+    return sorted(p.name for p in ctx.settings.models_dir.rglob("*") if p.is_file())
+
+
+def _next_run_is_fine(ctx, member) -> None:
+    run_id = services.submit(ctx, member, TASK, wdbc_model(ctx), MODEL_CARD)
+    run_queue(ctx)
+    assert services.run_status(ctx, member, run_id)["status"] == "awaiting_review"
+
+
+INTAKE_CASES = {
+    "pickle-renamed-onnx": (f.pickle_bytes, "model_is_pickle"),
+    "random-bytes": (lambda: np.random.default_rng(1).bytes(5000), "model_not_onnx"),
+    "truncated": (lambda: f.graph_model(WIDTH, "sigmoid")[:60], "model_not_onnx"),
+    "external-data-relative": (lambda: f.external_data_model(WIDTH, "../../etc/passwd"),
+                               "model_external_data"),
+    "external-data-absolute": (lambda: f.external_data_model(WIDTH, "/etc/passwd"),
+                               "model_external_data"),
+    "custom-op-domain": (lambda: f.custom_op_model(WIDTH), "model_custom_domain"),
+    "huge-initializer": (lambda: f.huge_initializer_model(WIDTH), "model_invalid"),
+    "wrong-input-name": (lambda: f.graph_model(WIDTH, "sigmoid", input_name="x"),
+                         "model_input_mismatch"),
+    "wrong-input-width": (lambda: f.graph_model(WIDTH - 1, "sigmoid"), "model_input_mismatch"),
+    "wrong-input-type": (lambda: f.wrong_type_model(WIDTH), "model_input_mismatch"),
+    "label-output": (lambda: f.label_output_model(WIDTH), "model_output_mismatch"),
+}
+
+
+@pytest.mark.parametrize("case", list(INTAKE_CASES))
+def test_hostile_upload_is_refused_at_intake_audited_and_counted_as_an_attempt(sec, case):
+    ctx, member, _ = sec
+    build, code = INTAKE_CASES[case]
+    with pytest.raises(InvalidUpload) as exc:
+        services.submit(ctx, member, TASK, build(), MODEL_CARD, f"{case}.onnx")
+    assert exc.value.code == code
+    assert "passwd" not in exc.value.message and str(ctx.settings.home) not in exc.value.message
+    assert _model_files(ctx) == []  # nothing stored
+    event = audit.list_events(ctx.conn, action="sandbox.submit")[0]
+    assert event.decision == "rejected" and event.reason == code
+    used = store.usage(ctx.conn, member.team, TASK)
+    assert used == {"attempts": 1, "valid_runs": 0, "dry_runs": 0}
+    _next_run_is_fine(ctx, member)
+
+
+RUNTIME_CASES = {
+    "constant-of-shape-40gb": (lambda: f.constant_of_shape_bomb(WIDTH),
+                               "resource_limit_exceeded"),
+    "endless-loop": (lambda: f.endless_loop_model(WIDTH), "timed_out"),
+    "nan-output": (lambda: f.graph_model(WIDTH, "nan"), "invalid_predictions"),
+    "inf-output": (lambda: f.graph_model(WIDTH, "inf"), "invalid_predictions"),
+    "constant-output": (lambda: f.graph_model(WIDTH, "constant"), "invalid_predictions"),
+    "outside-0-1": (lambda: f.graph_model(WIDTH, "above_one"), "invalid_predictions"),
+}
+
+
+@pytest.mark.parametrize("case", list(RUNTIME_CASES))
+def test_model_that_misbehaves_when_run_fails_with_a_clear_outcome(sec, case):
+    ctx, member, staff = sec
+    build, outcome = RUNTIME_CASES[case]
+    run_id = services.submit(ctx, member, TASK, build(), MODEL_CARD, f"{case}.onnx")
+    run_queue(ctx)
+    status = services.run_status(ctx, member, run_id)
+    assert status["status"] == "failed" and status["outcome"] == outcome
+    assert status["message"] and len(status["message"]) <= 1000
+    assert str(ctx.settings.home) not in status["message"] and "/tmp" not in status["message"]
+    assert not status["report_available"]
+    event = audit.list_events(ctx.conn, action="sandbox.run.finish", target_prefix=f"run:{run_id}")
+    assert event[0].decision == "failed" and event[0].reason == outcome
+    assert not list(ctx.settings.reports_dir.glob(f"run-{run_id}.*"))
+    _next_run_is_fine(ctx, member)
+
+
+def test_two_gigabyte_upload_is_refused_by_size_without_being_read(sec, tmp_path):
+    ctx, member, _ = sec
+    big = tmp_path / "big.onnx"
+    with open(big, "wb") as fh:
+        fh.truncate(2 * 1024**3)
+    with open(big, "rb") as fh, pytest.raises(InvalidUpload) as exc:
+        services.submit(ctx, member, TASK, fh, MODEL_CARD, big.name)
+        assert fh.tell() <= 51 * 1024 * 1024
+    assert exc.value.code == "model_too_large"
+    assert store.usage(ctx.conn, member.team, TASK)["attempts"] == 1
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd.onnx", "mo\"del' ; rm -rf.onnx",
+                                  "modèle-ünïcødé-模型.onnx", "a" * 1000 + ".onnx",
+                                  "/abs/path/model.onnx"])
+def test_hostile_file_names_are_never_used_as_paths(sec, name):
+    ctx, member, _ = sec
+    run_id = services.submit(ctx, member, TASK, wdbc_model(ctx), MODEL_CARD, name)
+    sha = services.run_status(ctx, member, run_id)["model_sha256"]
+    assert _model_files(ctx) == [f"{sha}.onnx"]
+    event = audit.list_events(ctx.conn, action="sandbox.submit")[0]
+    shown = event.details["upload_name"]
+    assert "/" not in shown and len(shown) <= 120
+
+
+def test_resubmitting_past_the_quota_is_refused_and_audited(settings, wdbc_home):
+    need_isolation()
+    base = copy_template(wdbc_home, settings)
+    ctx = with_fast_tasks(base, valid_runs_per_day=2, attempts_per_day=4)
+    member, _, _ = people(ctx)
+    model = wdbc_model(ctx)
+    with pytest.raises(InvalidUpload):  # a failed intake counts as an attempt only
+        services.submit(ctx, member, TASK, b"junk", MODEL_CARD)
+    for _ in range(2):
+        services.submit(ctx, member, TASK, model, MODEL_CARD)
+    quota = services.quota_status(ctx, member, services.get_task(ctx, TASK))
+    assert quota["valid_runs_used"] == 2 and quota["attempts_used"] == 3
+    with pytest.raises(QuotaExceeded) as exc:
+        services.submit(ctx, member, TASK, model, MODEL_CARD)
+    assert exc.value.code == "valid_run_quota_exceeded"
+    assert audit.list_events(ctx.conn, action="sandbox.submit")[0].decision == "denied"
+    dry = services.dry_run(ctx, member, TASK, model, MODEL_CARD)  # no validation quota used
+    assert dry["status"] == "completed"
+    base.close()
+
+
+def test_failed_intakes_use_up_the_attempt_quota(settings, wdbc_home):
+    need_isolation()
+    base = copy_template(wdbc_home, settings)
+    ctx = with_fast_tasks(base, attempts_per_day=2)
+    member, _, _ = people(ctx)
+    for _ in range(2):
+        with pytest.raises(InvalidUpload):
+            services.submit(ctx, member, TASK, b"junk", MODEL_CARD)
+    with pytest.raises(QuotaExceeded) as exc:
+        services.submit(ctx, member, TASK, wdbc_model(ctx), MODEL_CARD)
+    assert exc.value.code == "attempt_quota_exceeded"
+    base.close()
+
+
+def test_labels_never_enter_the_sandbox(sec, monkeypatch):
+    """Capture what the parent hands the scorer: the feature matrix only, no label column."""
+    from sandbox import features, isolation
+
+    ctx, member, _ = sec
+    seen = {}
+    original = isolation._prepare_workdir
+
+    def spy(base, uid, model_bytes, matrix, input_name, threads):
+        workdir = original(base, uid, model_bytes, matrix, input_name, threads)
+        seen["files"] = sorted(os.listdir(workdir))
+        seen["matrix"] = np.array(matrix)
+        return workdir
+
+    monkeypatch.setattr(isolation, "_prepare_workdir", spy)
+    services.submit(ctx, member, TASK, wdbc_model(ctx), MODEL_CARD)
+    run_queue(ctx)
+    assert seen["files"] == ["features.f32", "meta.json", "model.onnx"]
+    card = services.get_task(ctx, TASK)
+    from portal.catalog.releases import current_release
+
+    held = features.build_holdout(card, current_release(ctx.conn, ctx.settings, "wdbc")
+                                  .holdout_path)
+    assert seen["matrix"].shape == (held.rows, WIDTH)
+    for column in seen["matrix"].T:
+        assert not np.array_equal(column.astype(float), held.labels)
+    assert not np.array_equal(seen["matrix"], held.features)  # rows were shuffled
