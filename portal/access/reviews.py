@@ -87,13 +87,17 @@ def approve(conn: sqlite3.Connection, settings: Settings, principal: Principal,
     ``awaiting_second_approval``; the last approval creates the grant (the tier of the first
     approval, the shortest duration any approver chose, all conditions) in the same transaction.
     Raises NotFound (``unknown_request``, ``unknown_tier``), Denied (see
-    :func:`check_can_review`, ``invalid_transition``), InvalidInput (``invalid_duration``,
-    ``invalid_conditions``), Rejected (``duration_exceeds_policy``,
+    :func:`check_can_review`, ``invalid_transition``, ``team_suspended``), InvalidInput
+    (``invalid_duration``, ``invalid_conditions``), Rejected (``duration_exceeds_policy``,
     ``tier_differs_from_first_approval``)."""
     request = requests.get(conn, request_id)
     reviewer = check_can_review(conn, principal, request)
     if request.status not in REQUEST_OPEN:
         check_transition("request", request.status, "approved", "approve")
+    team = conn.execute("SELECT status FROM teams WHERE id = ?", (request.team_id,)).fetchone()
+    if team["status"] != "active":
+        raise Denied("team_suspended", "The requesting team is suspended; reactivate it before "
+                                       "approving.")
     chosen = tier or request.tier
     _, rules = tier_policy(settings, request.dataset_id, chosen)
     days = check_days(days, rules.max_grant_days)

@@ -143,3 +143,10 @@ def test_revoked_and_expired_grants_deny_with_their_codes(actx, who):
     with pytest.raises(Denied) as info:
         grants.check_active_grant(actx.conn, who["gamma"], "eunomia")
     assert info.value.code == "grant_expired"
+
+
+def test_approving_a_request_of_a_suspended_team_is_denied(actx, who):
+    made = submit(actx, who["acme"])
+    actx.conn.execute("UPDATE teams SET status = 'suspended' WHERE slug = 'acme-health'")
+    refused(actx, lambda: svc.approve_request(actx, who["staff"], made["id"], days=10), Denied,
+            "team_suspended", "request.approve")
