@@ -1,0 +1,30 @@
+"""Staff operations behind the Datasets page that have no use case of their own elsewhere yet.
+No streamlit here (the CLI could reuse it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portal import audit
+from portal.identity import Principal, require_staff
+from portal.services import policies, query
+from portal.services.context import Context
+
+
+def rebuild_extracts(ctx: Context, principal: Principal, dataset_id: str) -> list[dict[str, Any]]:
+    """After a policy change: check every policy against the current releases, then make sure
+    the governed extract of each tier of ``dataset_id`` exists for the current policy and
+    release (extracts are content-addressed, so a changed tier gets a new file and grants use
+    it at their next query). Staff only; audited. Raises Denied (``staff_only``), ConfigError
+    (a policy that does not fit its release: nothing is built), NotFound."""
+    require_staff(principal)
+    loaded = policies.check_policies(ctx)
+    policy = policies.dataset_policy(ctx, dataset_id)
+    built = []
+    for tier in policy.tiers:
+        path = query.extract_for(ctx, dataset_id, tier)
+        built.append({"tier": tier, "extract": path.name})
+    audit.record(ctx.conn, actor=principal.actor, action="extracts.rebuild",
+                 target=f"dataset:{dataset_id}", decision="done",
+                 details={"tiers": [b["tier"] for b in built], "policies": len(loaded)})
+    return built

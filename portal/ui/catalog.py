@@ -1,0 +1,101 @@
+"""Sections of the Catalog page (rendering only). Dataset-supplied text is escaped or shown in
+non-markdown elements."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from portal.policy.model import DatasetPolicy
+from portal.ui.text import md_escape
+
+
+def header(card: dict) -> None:
+    st.header(md_escape(card.get("title") or card["id"]))
+    st.markdown(md_escape(card.get("description") or ""))
+    release = card.get("release") or {}
+    persons = (release.get("persons") or {}).get("dev")
+    cols = st.columns(4)
+    cols[0].metric("Release", release.get("version") or "none")
+    cols[1].metric("Persons (queryable)", f"{persons:,}" if persons else "—")
+    cols[2].metric("Tables", len(card.get("tables") or []))
+    rows = sum(t.get("dev_rows") or 0 for t in card.get("tables") or [])
+    cols[3].metric("Rows (queryable)", f"{rows:,}")
+    provenance = card.get("provenance") or {}
+    with st.expander("Provenance and licence"):
+        st.dataframe([{"field": k, "value": str(v)} for k, v in provenance.items()]
+                     + [{"field": "standard", "value": str(card.get("standard") or "")},
+                        {"field": "built", "value": str(release.get("built_at") or "")}],
+                     hide_index=True, width="stretch")
+        if card.get("terms"):
+            st.caption("Terms of use")
+            st.text(card["terms"])
+
+
+def tables(card: dict) -> None:
+    for table in card.get("tables") or []:
+        label = f"{table['name']} · {table.get('dev_rows') or 0:,} rows"
+        with st.expander(md_escape(label)):
+            if table.get("description"):
+                st.text(table["description"])
+            st.dataframe([{"column": c["name"], "type": c.get("type", ""),
+                           "classification": c.get("classification", ""),
+                           "description": c.get("description", "")}
+                          for c in table.get("columns", [])], hide_index=True, width="stretch")
+            dropped = table.get("dropped_columns") or []
+            if dropped:
+                st.caption("Not released: " + md_escape(", ".join(d["name"] for d in dropped)))
+
+
+def report(card: dict, summary: str) -> None:
+    rpt = card.get("report") or {}
+    if not rpt:
+        st.info("No release yet, so no de-identification report.")
+        return
+    (st.success if rpt.get("passed") else st.error)(
+        f"De-identification checks {'passed' if rpt.get('passed') else 'FAILED'}.")
+    k = rpt.get("k_anonymity") or {}
+    if k.get("applicable"):
+        st.write(f"k-anonymity target k = {k.get('k_target')} over "
+                 f"{md_escape(', '.join(k.get('quasi_identifiers', [])))}.")
+    demographics_chart(card.get("demographics") or {})
+    with st.expander("Full report"):
+        st.text(summary)
+
+
+def demographics_chart(demo: dict) -> None:
+    if not demo.get("available"):
+        st.caption("No age and sex chart for this dataset.")
+        return
+    cells = demo.get("cells") or []
+    frame = pd.DataFrame([c for c in cells if c.get("persons") is not None])
+    hidden = sum(1 for c in cells if c.get("persons") is None)
+    st.subheader("Persons by age band and sex")
+    if not frame.empty:
+        st.bar_chart(frame, x="age_band", y="persons", color="sex", stack=False)
+    st.caption(f"Ages at {md_escape(demo.get('reference_date'))}. Cells with fewer than "
+               f"{demo.get('small_cell_threshold', 11)} persons are suppressed ({hidden} "
+               "suppressed here).")
+
+
+def tiers(policy: DatasetPolicy | None) -> None:
+    if policy is None:
+        st.info("No access tiers are defined for this dataset yet.")
+        return
+    for name, tier in policy.tiers.items():
+        with st.container(border=True):
+            st.subheader(md_escape(name))
+            st.text(tier.description)
+            rules = tier.request
+            st.dataframe([
+                {"what": "results", "allows": "rows" if tier.result_mode == "rows" else
+                 f"aggregates only, each backed by at least {tier.min_persons} persons"},
+                {"what": "rows per result", "allows": f"at most {tier.max_rows:,}"},
+                {"what": "download", "allows": tier.download},
+                {"what": "longest grant", "allows": f"{tier.max_grant_days} days"},
+                {"what": "approvals needed", "allows": str(tier.approvals_required)},
+                {"what": "purpose", "allows": f"{rules.purpose_min_chars}–"
+                                              f"{rules.purpose_max_chars} characters"},
+                {"what": "ethics reference", "allows": "required"
+                 if rules.ethics_reference_required else "optional"},
+            ], hide_index=True, width="stretch")
