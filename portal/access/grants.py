@@ -203,15 +203,19 @@ def create_grant(conn: sqlite3.Connection, *, actor: str, team_id: int, dataset_
                  conditions: str = "", request_id: int | None = None,
                  now: datetime | None = None) -> Grant:
     """Insert an active grant of ``days`` days from ``now``, superseding the team's active grant
-    for the dataset (revoked, reason "superseded by grant N"). Joins the caller's transaction.
+    for the dataset (revoked, reason "superseded by grant N"; one already past its expiry is
+    recorded as expired instead). Joins the caller's transaction.
 
     Writes ``grant.supersede`` (when there was one) and ``grant.create`` audit events."""
     moment = now_utc(now)
     with _write_scope(conn):
         old = conn.execute(
-            "SELECT id FROM grants WHERE team_id = ? AND dataset_id = ? AND status = 'active'",
+            f"{_SELECT} WHERE g.team_id = ? AND g.dataset_id = ? AND g.status = 'active'",
             (team_id, dataset_id),
         ).fetchone()
+        if old is not None and _grant(old).is_past_expiry(moment):
+            _mark_expired(conn, _grant(old), "system")  # it ended on its own; not superseded
+            old = None
         if old is not None:
             check_transition("grant", "active", "revoked", "supersede")
             conn.execute(

@@ -128,3 +128,11 @@ def test_grant_buckets_and_days_left(ctx):
     assert far.bucket(NOW) == "active"
     assert soon.bucket(NOW + timedelta(days=11)) == "expired"
     assert soon.days_left(NOW + timedelta(days=11)) == 0
+
+
+def test_new_grant_after_an_unrecorded_expiry_marks_the_old_one_expired_not_superseded(ctx):
+    old = make_grant(ctx, "acme-health", "eunomia", "aggregate", days=-3, now=NOW)
+    new = make_grant(ctx, "acme-health", "eunomia", "row-level", now=NOW)
+    previous = grants.get_grant(ctx.conn, old.id)
+    assert previous.status == "expired" and previous.superseded_by is None
+    assert grants.latest_grant(ctx.conn, new.team_id, "eunomia").id == new.id
