@@ -128,7 +128,13 @@ class WorkerPool:
         self._started = 0
         self._lock = threading.Lock()
         self._closed = False
+        self._live: set[WorkerProcess] = set()
         self.replaced = 0
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers (for operations and tests)."""
+        with self._lock:
+            return sorted(w.proc.pid for w in self._live)
 
     def _borrow(self, wait_seconds: float) -> WorkerProcess:
         try:
@@ -141,7 +147,9 @@ class WorkerPool:
             if self._started < self.size:
                 self._started += 1
                 try:
-                    return WorkerProcess(self.memory_mb, self.threads)
+                    worker = WorkerProcess(self.memory_mb, self.threads)
+                    self._live.add(worker)
+                    return worker
                 except BaseException:
                     self._started -= 1
                     raise
@@ -158,6 +166,7 @@ class WorkerPool:
             return
         worker.kill()
         with self._lock:
+            self._live.discard(worker)
             self._started -= 1
             if not healthy:
                 self.replaced += 1
@@ -190,6 +199,10 @@ class WorkerPool:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            live = list(self._live)
+            self._live.clear()
+        for worker in live:
+            worker.kill()
         while True:
             try:
                 self._idle.get_nowait().kill()

@@ -1,0 +1,172 @@
+"""Hostile SQL (issue 3's list): each is refused or contained, with a clear code, nothing
+leaked in the message, one audit event, and the next query still works."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from portal import audit
+from portal.errors import PortalError
+from portal.services import query as q
+from portal.services.context import Context
+from tests.factories_query import fast_limits, make_analyst, make_omop_release
+
+REFUSED = [
+    # reading files, globbing, paths and URLs as tables
+    ("SELECT * FROM read_csv('/etc/passwd')", {"function_not_allowed"}),
+    ("SELECT * FROM read_text('/etc/hostname')", {"function_not_allowed"}),
+    ("SELECT * FROM read_blob('/proc/self/environ')", {"function_not_allowed"}),
+    ("SELECT * FROM glob('/**')", {"function_not_allowed"}),
+    ("SELECT * FROM '/etc/passwd'", {"unknown_table"}),
+    ("SELECT * FROM parquet_metadata('/tmp/x.parquet')", {"function_not_allowed"}),
+    ("SELECT * FROM read_csv('https://example.com/data.csv')", {"function_not_allowed"}),
+    ("SELECT * FROM 's3://bucket/raw.parquet'", {"unknown_table"}),
+    # catalog and file-system statements
+    ("ATTACH '/tmp/other.duckdb' AS o", {"statement_not_allowed"}),
+    ("DETACH o", {"statement_not_allowed"}),
+    ("COPY person TO '/tmp/person.csv'", {"statement_not_allowed"}),
+    ("EXPORT DATABASE '/tmp/everything'", {"statement_not_allowed"}),
+    ("INSTALL httpfs", {"statement_not_allowed"}),
+    ("LOAD httpfs", {"statement_not_allowed"}),
+    ("SET enable_external_access = true", {"statement_not_allowed"}),
+    ("RESET lock_configuration", {"statement_not_allowed"}),
+    ("PRAGMA show_tables", {"statement_not_allowed"}),
+    ("CREATE SECRET (TYPE s3, KEY_ID 'k', SECRET 's')", {"statement_not_allowed"}),
+    ("SELECT * FROM duckdb_secrets()", {"function_not_allowed"}),
+    # several statements, writes
+    ("SELECT 1; SELECT 2", {"multiple_statements"}),
+    ("SELECT 1; DELETE FROM person", {"statement_not_allowed"}),
+    ("INSERT INTO person VALUES (1, 2, 3, 4, 5)", {"statement_not_allowed"}),
+    ("CREATE TABLE copy AS SELECT * FROM person", {"statement_not_allowed"}),
+    ("UPDATE person SET year_of_birth = 0", {"statement_not_allowed"}),
+    # dynamic SQL
+    ("SELECT * FROM query('SELECT * FROM person')", {"function_not_allowed"}),
+    ("SELECT * FROM query_table('person')", {"function_not_allowed"}),
+    ("SELECT json_execute_serialized_sql(json_serialize_sql('SELECT 1'))",
+     {"function_not_allowed"}),
+    # metadata that reveals paths or policy text
+    ("SELECT * FROM duckdb_settings()", {"function_not_allowed"}),
+    ("SELECT * FROM duckdb_databases()", {"function_not_allowed"}),
+    ("SELECT * FROM duckdb_views()", {"function_not_allowed"}),
+    ("SELECT current_setting('temp_directory')", {"function_not_allowed"}),
+    ("SHOW DATABASES", {"statement_not_allowed"}),
+    ("SELECT * FROM information_schema.tables", {"unknown_table"}),
+    # the held-out partition and tables outside the grant
+    ("SELECT * FROM holdout.person", {"unknown_table"}),
+    ("SELECT * FROM person_holdout", {"unknown_table"}),
+    ("SELECT * FROM drug_exposure", {"unknown_table"}),
+    # dropped columns, also as oracles through WHERE / ORDER BY / JOIN / count(*)
+    ("SELECT person_source_value FROM person", {"query_error"}),
+    ("SELECT count(*) FROM person WHERE person_source_value LIKE 'SRC-1%'", {"query_error"}),
+    ("SELECT person_id FROM person ORDER BY month_of_birth", {"query_error"}),
+    ("SELECT count(*) FROM person p JOIN condition_occurrence c "
+     "ON p.person_source_value = c.condition_source_value", {"query_error"}),
+    ("SELECT count(*) FILTER (WHERE stop_reason IS NULL) FROM condition_occurrence",
+     {"query_error"}),
+    # identifier tricks: quoting, case, FROM-first, comments
+    ('SELECT "PERSON_SOURCE_VALUE" FROM "PERSON"', {"query_error"}),
+    ("FROM person SELECT month_of_birth", {"query_error"}),
+    ("SELECT/**/person_source_value/**/FROM/**/person", {"query_error"}),
+    ("SELECT * FROM main.\"person\" -- ; DROP TABLE person", None),  # allowed, harmless
+    # size and depth
+    ("SELECT 1 -- " + "x" * 10_000_000, {"sql_too_large"}),
+    ("SELECT " + "(" * 5000 + "1" + ")" * 5000, {"query_too_complex"}),
+    ("SELECT " + " + ".join(["1"] * 4000), {"query_too_complex"}),
+    # runaway work: endless recursion, 10^12-row cross joins, huge values
+    ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+     {"query_timeout"}),
+    ("SELECT count(*) FROM range(1000000) a, range(1000000) b", {"query_timeout"}),
+    ("SELECT repeat('x', 2000000000)", {"query_out_of_memory", "query_resources_exceeded"}),
+]
+
+
+@pytest.fixture(scope="module")
+def hostile_home(tmp_path_factory):
+    """One home for the whole list (building the release once keeps the suite fast)."""
+    from portal.config import Settings
+
+    root = tmp_path_factory.mktemp("hostile")
+    settings = fast_limits(Settings.from_env({"PORTAL_HOME": str(root / "home")}),
+                           root / "policies")
+    ctx = Context.open(settings)
+    make_omop_release(ctx)
+    analyst = make_analyst(ctx)
+    yield ctx, analyst
+    ctx.close()
+
+
+def assert_clean(message: str, ctx: Context) -> None:
+    assert str(ctx.settings.home) not in message
+    assert "/etc/" not in message and "/tmp/" not in message and "Traceback" not in message
+    assert "SRC-" not in message
+
+
+@pytest.mark.parametrize(("sql", "codes"), REFUSED, ids=[s[:50] for s, _ in REFUSED])
+def test_hostile_sql_is_refused_or_contained(hostile_home, sql, codes):
+    ctx, analyst = hostile_home
+    before = len(audit.list_events(ctx.conn, action="query.run", limit=100000))
+    if codes is None:
+        q.run_query(ctx, analyst, "eunomia", sql)
+    else:
+        with pytest.raises(PortalError) as info:
+            q.run_query(ctx, analyst, "eunomia", sql)
+        assert info.value.code in codes, info.value.message
+        assert_clean(info.value.message, ctx)
+    after = audit.list_events(ctx.conn, action="query.run", limit=100000)
+    assert len(after) == before + 1
+    event = after[0]
+    assert event.decision == ("allowed" if codes is None else "rejected")
+    assert event.details["sql_hash"] and len(event.details["sql"]) <= 8192
+    assert "SRC-" not in json.dumps({k: v for k, v in event.details.items() if k != "sql"})
+    follow_up = q.run_query(ctx, analyst, "eunomia", "SELECT count(*) FROM person")
+    assert follow_up.rows == [[200]]
+
+
+def test_results_of_ten_billion_rows_are_capped(hostile_home):
+    ctx, analyst = hostile_home
+    result = q.run_query(ctx, analyst, "eunomia", "SELECT * FROM range(10000000000)")
+    assert result.row_count == 1000 and result.truncated
+
+
+def test_held_out_rows_are_not_in_the_extract(hostile_home):
+    ctx, analyst = hostile_home
+    result = q.run_query(ctx, analyst, "eunomia",
+                         "SELECT count(*) FROM person WHERE person_id > 1000 UNION ALL "
+                         "SELECT count(*) FROM condition_occurrence "
+                         "WHERE condition_concept_id = 999999")
+    assert result.rows == [[0], [0]]
+
+
+def test_cte_named_like_a_table_cannot_bypass_the_extract(hostile_home):
+    ctx, analyst = hostile_home
+    result = q.run_query(ctx, analyst, "eunomia",
+                         "WITH person AS (SELECT * FROM person) SELECT count(*), "
+                         "max(person_id) FROM person")
+    assert result.rows == [[200, 200]]
+    with pytest.raises(PortalError) as info:
+        q.run_query(ctx, analyst, "eunomia",
+                    "WITH person AS (SELECT * FROM person) SELECT person_source_value "
+                    "FROM person")
+    assert info.value.code == "query_error"
+
+
+def test_extract_hides_dropped_columns_even_from_describe(hostile_home):
+    ctx, analyst = hostile_home
+    described = q.run_query(ctx, analyst, "eunomia", "DESCRIBE person")
+    names = [row[0] for row in described.rows]
+    assert "person_source_value" not in names and "month_of_birth" not in names
+    summary = q.run_query(ctx, analyst, "eunomia", "SUMMARIZE person")
+    assert "SRC-" not in json.dumps(summary.rows)
+
+
+def test_another_teams_dataset_is_denied(hostile_home):
+    ctx, _ = hostile_home
+    outsider = make_analyst(ctx, team="gamma-ai", tier=None)
+    with pytest.raises(PortalError) as info:
+        q.run_query(ctx, outsider, "eunomia", "SELECT count(*) FROM person")
+    assert info.value.code == "no_grant"
+    with pytest.raises(PortalError) as info:
+        q.run_query(ctx, outsider, "wdbc", "SELECT 1")
+    assert info.value.code == "no_grant"

@@ -1,0 +1,82 @@
+"""The worker pool: warm locked workers, bounded results, time limits, crash replacement."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import duckdb
+import pytest
+
+from portal.errors import Rejected
+from portal.query.pool import WorkerPool
+
+
+@pytest.fixture(scope="module")
+def extract(tmp_path_factory):
+    path = tmp_path_factory.mktemp("extract") / "e.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE person AS SELECT range AS person_id FROM range(1000)")
+    con.close()
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    workers = WorkerPool(size=1, memory_mb=2048, threads=1)
+    yield workers
+    workers.close()
+
+
+def test_results_are_bounded_to_max_rows_plus_one(pool, extract):
+    result = pool.run(extract, "SELECT * FROM range(10000000000)", max_rows=5, time_limit=5)
+    assert len(result.rows) == 6
+    assert result.columns == ["range"]
+
+
+def test_connection_is_read_only_and_locked(pool, extract):
+    for sql, fragment in [("CREATE TABLE x AS SELECT 1", "read-only"),
+                          ("SET enable_external_access = true", "locked"),
+                          ("SELECT * FROM read_csv('/etc/passwd')", "")]:
+        with pytest.raises(Rejected) as info:
+            pool.run(extract, sql, max_rows=5, time_limit=5)
+        assert fragment.lower() in info.value.message.lower()
+        assert "/etc/passwd" not in info.value.message
+
+
+def test_time_limit_interrupts_and_the_worker_stays_usable(pool, extract):
+    with pytest.raises(Rejected) as info:
+        pool.run(extract, "SELECT count(*) FROM range(1000000) a, range(1000000) b",
+                 max_rows=5, time_limit=0.5)
+    assert info.value.code == "query_timeout"
+    assert pool.run(extract, "SELECT count(*) FROM person", 5, 5).rows == [(1000,)]
+
+
+def test_out_of_memory_is_contained(pool, extract):
+    with pytest.raises(Rejected) as info:
+        pool.run(extract, "SELECT repeat('x', 2000000000)", max_rows=5, time_limit=10)
+    assert info.value.code in ("query_out_of_memory", "query_resources_exceeded")
+    assert pool.run(extract, "SELECT 1", 5, 5).rows == [(1,)]
+
+
+def test_a_crashed_worker_is_replaced_and_the_next_query_works(pool, extract):
+    pool.run(extract, "SELECT 1", 5, 5)
+    outcome = {}
+
+    def slow():
+        try:
+            pool.run(extract, "SELECT count(*) FROM range(1000000) a, range(1000000) b", 5, 30)
+        except Rejected as exc:
+            outcome["code"] = exc.code
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(0.5)
+    [pid] = pool.worker_pids()
+    os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=30)
+    assert outcome["code"] == "query_resources_exceeded"
+    assert pool.run(extract, "SELECT 2", 5, 5).rows == [(2,)]
+    assert pool.worker_pids() != [pid]
