@@ -17,6 +17,7 @@ engine, the services) record one event per attempt, with the denial code.
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -89,10 +90,12 @@ class Grant:
         return self.status
 
     def days_left(self, now: datetime | None = None) -> int:
-        """Whole days until expiry (0 on the last day and after)."""
+        """Days until expiry, counting a started day as a whole one (a 30-day grant shows 30
+        on its first day); 0 once it is no longer active."""
         if self.effective_status(now) != "active":
             return 0
-        return max(0, (from_text(self.expires_at) - now_utc(now)).days)
+        seconds = (from_text(self.expires_at) - now_utc(now)).total_seconds()
+        return max(0, math.ceil(seconds / 86400))
 
     def bucket(self, now: datetime | None = None) -> str:
         """One of :data:`BUCKETS` — how the Grants page groups it."""

@@ -46,13 +46,22 @@ def _print(result: Any, fmt: str, columns: list[str] | None) -> None:
     if fmt == "json":
         output.emit_json(result)
     elif isinstance(result, list) and columns:
-        output.emit_rows(columns, [[row.get(c) for c in columns] for row in result], fmt)
+        output.emit_rows(columns, [[_cell(row.get(c)) for c in columns] for row in result], fmt)
     elif isinstance(result, dict):
         for key, value in result.items():
             if key not in ("reviews", "team_history"):
                 print(f"{key}: {value}")
     else:
         print(result)
+
+
+def _cell(value: Any) -> Any:
+    """Lists (a team's members or grants) as a short text cell in tables."""
+    if isinstance(value, list):
+        return ", ".join(str(v.get("email") or f"{v.get('dataset_id')}:{v.get('tier')}"
+                             f" ({v.get('bucket')})") if isinstance(v, dict) else str(v)
+                         for v in value)
+    return value
 
 
 def _add(sub: argparse._SubParsersAction, name: str, help_text: str, handler: Handler,
@@ -179,7 +188,8 @@ def _register_teams(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("teams", help="startup teams and their members (staff)")
     teams = parser.add_subparsers(dest="teams_command", required=True)
 
-    p = _add(teams, "list", "teams with members and grants", _teams_list)
+    p = _add(teams, "list", "teams with members and grants", _teams_list,
+             ["team", "name", "status", "members", "grants"])
     p.add_argument("--by", required=True, metavar="STAFF_EMAIL")
 
     p = _add(teams, "onboard", "create a team and invite members", _teams_onboard)
