@@ -18,13 +18,16 @@ try:
 except PortalError as exc:
     show_error(exc)
     st.stop()
-if not labels:
+if not labels and not st.query_params.get("dataset"):
     st.info("Your team has no grant yet. Use Request access to ask for a dataset.")
     st.stop()
 
 # Datasets whose grant expired or was revoked stay listed: running a query there shows why
 # it is refused (the service re-checks the grant on every query).
-dataset_id = st.selectbox("Dataset", list(labels), format_func=labels.get, key="ws_dataset")
+# A deep link (?dataset=...) may name any dataset: the services, not this page, decide.
+options = workspace.with_linked_dataset(labels, st.query_params.get("dataset"))
+dataset_id = st.selectbox("Dataset", options, format_func=lambda d: labels.get(d, d),
+                          key="ws_dataset")
 
 browser, editor = st.columns([1, 2])
 with browser:

@@ -36,6 +36,16 @@ def dataset_labels(grants: list[dict]) -> dict[str, str]:
     }
 
 
+def with_linked_dataset(labels: dict[str, str], linked: str | None) -> list[str]:
+    """The dataset choices, with a deep-linked dataset first (even one without a grant: the
+    services refuse it, audited, with a clear reason)."""
+    options = list(labels)
+    if linked:
+        linked = str(linked)[:64]
+        options = [linked] + [o for o in options if o != linked]
+    return options
+
+
 def schema_browser(ctx: Context, me: Principal, dataset_id: str) -> None:
     """Exactly the tables and columns the team's extract holds."""
     st.subheader("Schema")

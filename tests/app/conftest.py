@@ -11,3 +11,10 @@ from portal.services import demo
 def seeded(ctx):
     demo.seed_people(ctx)
     return ctx
+
+
+@pytest.fixture
+def released(released_ctx):
+    """Real releases of the bundled datasets plus the demo people."""
+    demo.seed_people(released_ctx)
+    return released_ctx

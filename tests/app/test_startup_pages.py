@@ -1,0 +1,191 @@
+"""AppTest of the startup pages against real releases: what a member sees, and refusals."""
+
+from __future__ import annotations
+
+from portal import audit
+from portal.services import query
+from tests.app.helpers import app, claims, error_codes, texts
+from tests.factories_access import make_grant
+
+FOUNDER = "founder@gamma-ai.example"
+ANALYST = "analyst@acme-health.example"
+PURPOSE = "Estimate GI bleeding after NSAID exposure to calibrate a triage model for our product."
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def run_sql(at, sql: str):
+    at.text_area(key="ws_sql").input(sql)
+    at.button(key="ws_run").click().run()
+    return at
+
+
+def test_catalog_shows_the_card_tables_report_and_tiers(released):
+    at = app("catalog.py", claims(FOUNDER))
+    at.run()
+    assert not at.exception
+    shown = texts(at)
+    assert "Eunomia GiBleed" in shown and "Tables and columns" in shown
+    assert "quasi_identifier" in shown and "row-level" in shown and "aggregate" in shown
+    assert "De-identification checks passed" in shown
+    assert "suppressed" in shown  # the chart's small-cell note
+
+
+def test_request_access_submits_and_lists_the_request(released):
+    at = app("request_access.py", claims(FOUNDER))
+    at.run()
+    at.selectbox(key="request_dataset").select("eunomia").run()
+    at.selectbox(key="request_tier").select("row-level").run()
+    at.text_area(key="request_purpose").input(PURPOSE)
+    at.checkbox(key="request_terms").check()
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("Request 1 submitted" in s.value for s in at.success)
+    assert "submitted" in texts(at)
+
+
+def test_request_access_too_short_purpose_is_refused_with_its_code(released):
+    at = app("request_access.py", claims(FOUNDER))
+    at.run()
+    at.text_area(key="request_purpose").input("too short")
+    at.checkbox(key="request_terms").check()
+    at.button[0].click().run()
+    assert error_codes(at) == ["purpose_too_short"]
+
+
+def test_request_access_without_agreeing_to_the_terms_is_refused(released):
+    at = app("request_access.py", claims(FOUNDER))
+    at.run()
+    at.text_area(key="request_purpose").input(PURPOSE)
+    at.button[0].click().run()
+    assert error_codes(at) == ["terms_not_agreed"]
+
+
+def test_hostile_purpose_renders_as_text_for_reviewers(released):
+    at = app("request_access.py", claims(FOUNDER))
+    at.run()
+    at.text_area(key="request_purpose").input(PURPOSE + " " + HOSTILE)
+    at.checkbox(key="request_terms").check()
+    at.button[0].click().run()
+    review = app("review_queue.py", claims("staff@platform.example"))
+    review.run()
+    assert any(HOSTILE in t.value for t in review.text)  # st.text: never markup
+    assert not any(HOSTILE in m.value for m in review.markdown)
+
+
+def test_workspace_without_a_grant_says_so(released):
+    at = app("workspace.py", claims(FOUNDER))
+    at.run()
+    assert "no grant yet" in texts(at)
+    assert not at.text_area
+
+
+def test_workspace_runs_a_query_and_shows_results_without_download(released):
+    make_grant(released, "gamma-ai", "eunomia", "row-level")
+    at = app("workspace.py", claims(FOUNDER))
+    at.run()
+    assert "person" in [e.label.replace("\\", "") for e in at.expander]
+    run_sql(at, "SELECT gender_concept_id, count(*) AS n FROM person GROUP BY 1 ORDER BY 1")
+    assert not at.exception and not at.error
+    frame = at.dataframe[-2].value if len(at.dataframe) > 1 else at.dataframe[0].value
+    assert list(frame.columns) == ["gender_concept_id", "n"] and len(frame) == 2
+    assert "does not allow downloading" in texts(at)
+    assert not at.get("download_button")
+    assert query.query_history(released, _founder(released))[0]["status"] == "allowed"
+
+
+def test_workspace_truncation_is_never_silent(released):
+    make_grant(released, "gamma-ai", "eunomia", "row-level")
+    at = run_sql(_workspace(), "SELECT * FROM condition_occurrence")
+    assert any("Truncated" in w.value for w in at.warning)
+
+
+def test_workspace_aggregate_tier_allows_download(released):
+    make_grant(released, "gamma-ai", "eunomia", "aggregate")
+    at = run_sql(_workspace(), "SELECT gender_concept_id, count(*) FROM person GROUP BY 1")
+    assert not at.error
+    assert [b.label for b in at.get("download_button")] == ["Download CSV"]
+    assert "rounded" in texts(at)
+
+
+def test_workspace_query_with_an_expired_grant_is_refused_with_the_reason(released):
+    make_grant(released, "gamma-ai", "eunomia", "row-level", status="expired")
+    at = _workspace()
+    assert at.selectbox(key="ws_dataset").options == ["eunomia · row-level · expired"]
+    run_sql(at, "SELECT count(*) FROM person")
+    assert "grant_expired" in error_codes(at)
+    assert not [f for f in at.dataframe if "count" in " ".join(map(str, f.value.columns))]
+
+
+def test_workspace_query_after_revocation_is_refused_with_the_staff_reason(released):
+    make_grant(released, "gamma-ai", "eunomia", "row-level", status="revoked",
+               reason="Purpose changed")
+    at = run_sql(_workspace(), "SELECT count(*) FROM person")
+    assert "grant_revoked" in error_codes(at)
+    assert "Purpose changed" in texts(at)
+
+
+def test_workspace_rejected_sql_shows_code_and_sentence_without_internals(released):
+    make_grant(released, "gamma-ai", "eunomia", "row-level")
+    at = run_sql(_workspace(), "SELECT * FROM read_csv('/etc/passwd')")
+    codes = error_codes(at)
+    assert codes and codes[-1] not in ("internal_error", "")
+    shown = texts(at)
+    assert "/etc/passwd" not in "".join(e.value for e in at.error)
+    assert "Traceback" not in shown and str(released.settings.home) not in shown
+
+
+def test_workspace_tampered_dataset_link_is_refused_by_the_service_and_audited(released):
+    make_grant(released, "gamma-ai", "eunomia", "row-level")
+    at = app("workspace.py", claims(FOUNDER))
+    at.query_params["dataset"] = "wdbc"  # a dataset the team holds no grant for
+    at.run()
+    assert at.selectbox(key="ws_dataset").value == "wdbc"
+    run_sql(at, "SELECT count(*) FROM cases")
+    assert "no_grant" in error_codes(at)
+    events = audit.list_events(released.conn, action="query.run", decision="denied")
+    assert events and events[0].reason == "no_grant" and events[0].actor == FOUNDER
+
+
+def test_workspace_saves_a_query_and_lists_it(released):
+    make_grant(released, "gamma-ai", "eunomia", "row-level")
+    at = _workspace()
+    at.text_area(key="ws_sql").input("SELECT count(*) FROM person")
+    at.text_input(key="ws_save_name").input("persons")
+    at.button(key="ws_save").click().run()
+    assert any("Saved as persons" in s.value for s in at.success)
+    at.run()
+    assert at.selectbox(key="ws_saved").options == ["persons"]
+
+
+def test_other_teams_member_never_sees_this_teams_requests(released):
+    founder = app("request_access.py", claims(FOUNDER))
+    founder.run()
+    founder.text_area(key="request_purpose").input(PURPOSE)
+    founder.checkbox(key="request_terms").check()
+    founder.button[0].click().run()
+    other = app("request_access.py", claims(ANALYST))
+    other.run()
+    assert FOUNDER not in texts(other)
+    assert not other.dataframe
+
+
+def test_home_shows_grants_with_days_left_and_recent_queries(released):
+    make_grant(released, "gamma-ai", "eunomia", "row-level", days=30)
+    run_sql(_workspace(), "SELECT count(*) FROM person")
+    at = app("home.py", claims(FOUNDER))
+    at.run()
+    assert not at.exception
+    grants = at.dataframe[0].value
+    assert grants.iloc[0]["dataset"] == "eunomia" and grants.iloc[0]["days left"] in (29, 30)
+    assert "SELECT count(*) FROM person" in texts(at)
+
+
+def _workspace():
+    at = app("workspace.py", claims(FOUNDER))
+    at.run()
+    return at
+
+
+def _founder(ctx):
+    from portal.identity import principal_for_email
+    return principal_for_email(ctx.conn, FOUNDER)
