@@ -141,7 +141,10 @@ def load_manifest(path: Path) -> LoadedManifest:
         raw = path.read_bytes()
     except OSError:
         raise ConfigError(problems=[f"{path.name}: cannot be read"]) from None
-    manifest, reader = load_strict(path, Manifest, name=path.name)
+    try:
+        manifest, reader = load_strict(path, Manifest, name=path.name)
+    except ConfigError as exc:
+        raise ConfigError(problems=exc.problems, code="invalid_manifest") from None
     loaded = LoadedManifest(manifest, reader, path.name, hashlib.sha256(raw).hexdigest())
     problems = semantic_problems(loaded)
     if manifest.id != path.stem:
@@ -241,8 +244,8 @@ def _split_and_privacy_problems(loaded: LoadedManifest) -> list[str]:
                         "column must be an integer quasi-identifier")
     for i, prefix in enumerate(m.privacy.restricted_zip3):
         if not re.fullmatch(r"\d{3}", prefix):
-            problems.append(f"{loaded.where('privacy', 'restricted_zip3', i)}: restricted ZIP "
-                            "prefixes are three digits, quoted")
+            problems.append(f"{loaded.where('privacy', 'restricted_zip3', i)}: "
+                            "privacy.restricted_zip3: ZIP prefixes are three digits, quoted")
     try:
         date.fromisoformat(m.privacy.age_reference_date)
     except ValueError:

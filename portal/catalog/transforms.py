@@ -83,7 +83,9 @@ def birth_year_cap(value_sql: str, reference_year: int) -> str:
     """Birth years of persons older than 89 at the reference year are raised so that their age
     there reads 90 ("90 or older"). Age exactly 89 or 90 is unchanged."""
     floor = int(reference_year) - AGE_CAP
-    return f"CAST(greatest(CAST({value_sql} AS INTEGER), {floor}) AS INTEGER)"
+    # CASE, not greatest(): DuckDB's greatest/least skip NULLs, which would invent a value.
+    value = f"CAST({value_sql} AS INTEGER)"
+    return f"(CASE WHEN {value} < {floor} THEN {floor} ELSE {value} END)"
 
 
 def birth_year_capped(value_sql: str, reference_year: int) -> str:
@@ -93,7 +95,8 @@ def birth_year_capped(value_sql: str, reference_year: int) -> str:
 
 def age_cap(value_sql: str) -> str:
     """Ages over 89 become 90."""
-    return f"CAST(least(CAST({value_sql} AS INTEGER), {AGE_CAP}) AS INTEGER)"
+    value = f"CAST({value_sql} AS INTEGER)"
+    return f"(CASE WHEN {value} > {AGE_CAP} THEN {AGE_CAP} ELSE {value} END)"
 
 
 def zip3(value_sql: str, extra_restricted: tuple[str, ...] | list[str] = ()) -> str:
