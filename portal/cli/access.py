@@ -112,7 +112,7 @@ def _register_access(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ethics-reference")
 
     p = _add(acc, "requests", "list access requests", _requests, REQUEST_COLUMNS)
-    p.add_argument("--user", required=True, metavar="EMAIL", help="list as this user sees it")
+    p.add_argument("--user", metavar="EMAIL", help="list as this user sees it")
     p.add_argument("--status", help="a request state, or 'open'")
 
     p = _add(acc, "queue", "the review queue (staff)", _queue, REQUEST_COLUMNS)
@@ -160,7 +160,9 @@ def _request(args: argparse.Namespace, ctx: Context) -> Any:
 
 
 def _requests(args: argparse.Namespace, ctx: Context) -> Any:
-    return access_services.list_requests(ctx, _who(ctx, args.user), status=args.status)
+    if args.user:
+        return access_services.list_requests(ctx, _who(ctx, args.user), status=args.status)
+    return access_services.list_requests_for_operator(ctx, status=args.status)
 
 
 def _queue(args: argparse.Namespace, ctx: Context) -> Any:

@@ -70,6 +70,10 @@ def test_request_approve_flow_from_the_cli(capsys, env):
     code, mine = run(capsys, env, "access", "requests", "--user", "founder@gamma-ai.example",
                      "--format", "json")
     assert mine[0]["status"] == "approved"
+    code, everything = run(capsys, env, "access", "requests", "--status", "approved",
+                           "--format", "json")
+    assert code == 0 and [r["id"] for r in everything] == [made["id"]]
+    assert "team_history" in everything[0]
 
 
 def test_request_without_terms_agreement_exits_2(capsys, env):
