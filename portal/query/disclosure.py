@@ -90,20 +90,20 @@ def _refuse(detail: str) -> Rejected:
 def plan_aggregate(pre: Preflight, resolved: ResolvedTier) -> AggregatePlan | None:
     """Check the shape of an aggregate-tier query and build its verified rewrite.
 
-    Returns None for statements that show no data values (DESCRIBE, SHOW TABLES, plain
-    EXPLAIN of an allowed shape). Raises Rejected(``aggregate_shape_not_allowed``) otherwise."""
+    Returns None for statements that show no data values (a bare DESCRIBE or SHOW TABLES).
+    Raises Rejected(``aggregate_shape_not_allowed``) for any shape it cannot verify."""
     if pre.kind in ("describe", "show_tables"):
         return None
     if pre.kind == "summarize":
         raise _refuse("SUMMARIZE shows minimum and maximum values and is not available.")
-    if pre.analyze:
-        raise _refuse("EXPLAIN ANALYZE reveals exact row counts and is not available.")
+    if pre.explain:
+        raise _refuse("EXPLAIN is not available in aggregate tiers (plans show row counts "
+                      "and estimates).")
     node = pre.statement
     _check_statement(node)
     aliases = _person_aliases(node["from_table"], resolved)
     _check_person_refs(node, {p for _, p in aliases})
-    plan = _rewrite(node, aliases)
-    return None if pre.explain else plan
+    return _rewrite(node, aliases)
 
 
 def _check_statement(node: dict[str, Any]) -> None:

@@ -179,9 +179,8 @@ def _inspect(sql: str, node: dict[str, Any], allowed: set[str], explain: bool,
     ctes = {str(e["key"]).lower() for n in nodes if isinstance(n.get("cte_map"), dict)
             for e in n["cte_map"].get("map", [])}
     tables, functions, table_functions = set(), set(), set()
-    kind = "select"
     for item in nodes:
-        kind = _check_node(item, allowed, ctes, tables, table_functions) or kind
+        _check_node(item, allowed, ctes, tables, table_functions)
         if item.get("class") in ("FUNCTION", "AGGREGATE", "WINDOW") and "function_name" in item:
             name = str(item["function_name"]).lower()
             if item.get("schema") or item.get("catalog"):
@@ -191,15 +190,29 @@ def _inspect(sql: str, node: dict[str, Any], allowed: set[str], explain: bool,
                                f"The function {_name(name)} is not allowed in queries.")
             functions.add(name)
     return Preflight(
-        sql=sql, sql_hash=sql_hash(sql), kind=kind, statement=node,
+        sql=sql, sql_hash=sql_hash(sql), kind=_kind(node), statement=node,
         tables=tuple(sorted(tables)), functions=tuple(sorted(functions)),
         table_functions=tuple(sorted(table_functions)), ctes=tuple(sorted(ctes)),
         explain=explain, analyze=analyze,
     )
 
 
+def _kind(node: dict[str, Any]) -> str:
+    """``describe``/``summarize``/``show_tables`` only when the whole statement is exactly that
+    (a SHOW nested inside a larger SELECT makes it a ``select``)."""
+    source = node.get("from_table") or {}
+    bare = (node.get("type") == "SELECT_NODE" and source.get("type") == "SHOW_REF"
+            and [s.get("class") for s in node.get("select_list", [])] == ["STAR"]
+            and not node.get("modifiers") and node.get("where_clause") is None
+            and not node.get("group_expressions") and not node.get("cte_map", {}).get("map"))
+    if not bare:
+        return "select"
+    return {"DESCRIBE": "describe", "SUMMARY": "summarize"}.get(source.get("show_type"),
+                                                                "show_tables")
+
+
 def _check_node(item: dict[str, Any], allowed: set[str], ctes: set[str], tables: set[str],
-                table_functions: set[str]) -> str | None:
+                table_functions: set[str]) -> None:
     kind = item.get("type")
     if kind == "BASE_TABLE":
         name = str(item.get("table_name", ""))
@@ -221,11 +234,7 @@ def _check_node(item: dict[str, Any], allowed: set[str], ctes: set[str], tables:
         table_functions.add(name)
     elif kind == "SHOW_REF":
         show = item.get("show_type")
-        if show == "DESCRIBE":
-            return "describe"
-        if show == "SUMMARY":
-            return "summarize"
-        if show == "SHOW_SPECIAL" and item.get("table_name") in _SHOW_SPECIAL_ALLOWED:
-            return "show_tables"
+        if show in ("DESCRIBE", "SUMMARY") or (
+                show == "SHOW_SPECIAL" and item.get("table_name") in _SHOW_SPECIAL_ALLOWED):
+            return
         raise Rejected("statement_not_allowed", _ALLOWED_SHAPES)
-    return None

@@ -58,7 +58,6 @@ ALLOWED = [
     "SELECT count(*) FROM concept",
     "DESCRIBE person",
     "SHOW TABLES",
-    "EXPLAIN SELECT count(*) FROM person",
 ]
 
 REFUSED = [
@@ -89,6 +88,10 @@ REFUSED = [
     "SELECT DISTINCT year_of_birth FROM person",
     "SUMMARIZE person",
     "EXPLAIN ANALYZE SELECT count(*) FROM person",
+    "EXPLAIN SELECT count(*) FROM person WHERE year_of_birth = 1920",
+    # a SHOW nested in a larger query is a query, not a DESCRIBE
+    "SELECT * FROM (DESCRIBE person), person",
+    "SELECT p.* FROM person p, (SHOW TABLES) t",
     # shapes the engine cannot verify
     "WITH p AS (SELECT * FROM person) SELECT count(*) FROM p",
     "SELECT count(*) FROM (SELECT * FROM person WHERE year_of_birth = 1920)",

@@ -125,6 +125,8 @@ def test_preflight_marks_explain_analyze_and_statement_kinds():
     assert preflight("DESCRIBE person", TABLES).kind == "describe"
     assert preflight("SUMMARIZE person", TABLES).kind == "summarize"
     assert preflight("SHOW TABLES", TABLES).kind == "show_tables"
+    assert preflight("SELECT * FROM (DESCRIBE person), person", TABLES).kind == "select"
+    assert preflight("SELECT column_name FROM (DESCRIBE person)", TABLES).kind == "select"
 
 
 def test_ten_megabytes_of_sql_is_refused_before_parsing():
