@@ -146,6 +146,8 @@ def _build_locked(settings: Settings, conn: sqlite3.Connection, loaded: LoadedMa
     started = time.monotonic()
     folder = settings.releases_dir / m.id
     _clean_stale(folder)  # left by an interrupted build; we hold the lock, so none is running
+    for partial in (settings.home / "raw" / m.id).glob(".*.tmp"):
+        partial.unlink(missing_ok=True)
     say(f"{m.id}: reading the source")
     source = open_source(settings, m, persons, progress=say)
     version = next_version(conn, settings, m.id)
