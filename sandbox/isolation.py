@@ -27,7 +27,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +49,6 @@ class Limits:
     wall_seconds: float = 60.0
     memory_mb: int = 2048
     cpu_seconds: int | None = None  # default: twice the wall time, at least 10
-    threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -138,22 +139,30 @@ def scrub_log(text: str, cap: int = LOG_CAP) -> str:
     return text if len(text) <= cap else text[:cap] + " …[truncated]"
 
 
-def _prepare_workdir(base: Path, uid: int, model_bytes: bytes, features: np.ndarray,
-                     input_name: str, threads: int) -> Path:
-    workdir = Path(tempfile.mkdtemp(prefix="job-", dir=base))
-    meta = {"rows": int(features.shape[0]), "columns": int(features.shape[1]),
-            "input_name": input_name, "threads": threads}
-    (workdir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-    (workdir / "model.onnx").write_bytes(model_bytes)
-    np.ascontiguousarray(features, dtype=np.float32).tofile(workdir / "features.f32")
-    for path in (workdir / "meta.json", workdir / "model.onnx", workdir / "features.f32"):
-        os.chmod(path, 0o400)
-        if os.geteuid() == 0:
-            os.chown(path, uid, uid)
-    os.chmod(workdir, 0o700)
+def _own(path: Path, uid: int, mode: int) -> None:
+    os.chmod(path, mode)
     if os.geteuid() == 0:
-        os.chown(workdir, uid, uid)
+        os.chown(path, uid, uid)
+
+
+def _prepare_workdir(base: Path, uid: int, model_bytes: bytes) -> Path:
+    """A fresh private folder for one job, holding the model only (inputs follow later)."""
+    workdir = Path(tempfile.mkdtemp(prefix="job-", dir=base))
+    (workdir / "model.onnx").write_bytes(model_bytes)
+    _own(workdir / "model.onnx", uid, 0o400)
+    (workdir / "stderr.txt").touch()
+    _own(workdir / "stderr.txt", uid, 0o600)
+    _own(workdir, uid, 0o700)
     return workdir
+
+
+def _write_inputs(workdir: Path, uid: int, features: np.ndarray, input_name: str) -> None:
+    meta = {"rows": int(features.shape[0]), "columns": int(features.shape[1]),
+            "input_name": input_name}
+    np.ascontiguousarray(features, dtype=np.float32).tofile(workdir / "features.f32")
+    (workdir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    for name in ("features.f32", "meta.json"):
+        _own(workdir / name, uid, 0o400)
 
 
 def _work_base() -> Path:
@@ -189,63 +198,88 @@ def _read_predictions(path: Path, rows: int) -> np.ndarray | None:
         return None
 
 
-def run_scorer(model_bytes: bytes, features: np.ndarray, input_name: str, limits: Limits,
+FeatureSource = np.ndarray | Callable[[], np.ndarray]
+
+
+def run_scorer(model_bytes: bytes, features: FeatureSource, input_name: str, limits: Limits,
                job_id: int, allow_unisolated: bool = False) -> ScoreResult:
     """Score ``features`` with the model in a fresh isolated process.
+
+    ``features`` may be a function that builds the matrix: the scorer then starts (and loads
+    the model) while the parent builds it, and receives it only when it is ready. The
+    wall-clock limit starts when the inputs are handed over.
 
     Never raises for anything the model does: the outcome is ``ok`` or one of
     ``invalid_model``, ``timed_out``, ``resource_limit_exceeded``, ``internal_error``
     (predictions are validated by the caller). Raises ``IsolationUnavailable`` when isolation
-    cannot be set up and ``allow_unisolated`` is false."""
+    cannot be set up and ``allow_unisolated`` is false; re-raises what ``features`` raises."""
     isolated = isolation_available()
     if not isolated and not allow_unisolated:
         raise IsolationUnavailable()
     uid = uid_for_job(job_id)
-    rows = int(features.shape[0])
-    max_output = max(16 * 1024 * 1024, rows * 4 + 1024 * 1024)
-    workdir = _prepare_workdir(_work_base(), uid, model_bytes, features, input_name,
-                               limits.threads)
-    command = [sys.executable, "-I", str(SCORER)]
-    if isolated:
-        command = [*_wrapper(_tool("unshare") or "unshare", _tool("setpriv") or "setpriv", uid),
-                   *command]
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "OMP_NUM_THREADS": "1",
-           "LANG": "C.UTF-8"}
-    started = time.monotonic()
-    killed_for_time = False
-    stderr_path = workdir / "stderr.txt"
+    workdir = _prepare_workdir(_work_base(), uid, model_bytes)
     try:
-        with open(stderr_path, "wb") as err:
-            if os.geteuid() == 0 and isolated:
-                os.chown(stderr_path, uid, uid)
-            proc = subprocess.Popen(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=err,
-                                    start_new_session=True, close_fds=True,
-                                    preexec_fn=_rlimits(limits, max_output))  # noqa: PLW1509
-            try:
-                proc.wait(timeout=limits.wall_seconds)
-            except subprocess.TimeoutExpired:
-                killed_for_time = True
-            finally:
-                _kill_group(proc)
-        stderr = _read_capped(stderr_path, 8192)
-        outcome = _classify(proc.returncode, killed_for_time, stderr)
-        predictions = None
-        if outcome == "ok" or proc.returncode == 0:
-            predictions = _read_predictions(workdir / "predictions.f32", rows)
-            outcome = "ok" if predictions is not None else "invalid_model"
-            if predictions is None:
-                stderr += "\nthe model did not produce one probability per row"
-        return ScoreResult(outcome, predictions, scrub_log(stderr),
-                           time.monotonic() - started, isolated)
+        return _run_in(workdir, uid, isolated, features, input_name, limits)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Kill the scorer's whole process group (it may have started threads or children)."""
+def _command(isolated: bool, uid: int) -> list[str]:
+    command = [sys.executable, "-I", str(SCORER)]
+    if isolated:
+        command = [*_wrapper(_tool("unshare") or "unshare", _tool("setpriv") or "setpriv", uid),
+                   *command]
+    return command
+
+
+def _run_in(workdir: Path, uid: int, isolated: bool, features: FeatureSource,
+            input_name: str, limits: Limits) -> ScoreResult:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "OMP_NUM_THREADS": "1",
+           "LANG": "C.UTF-8"}
+    # The file-size cap must be set before the row count is known: 512 MB (128M predictions);
+    # the predictions file is then checked for its exact size.
+    with open(workdir / "stderr.txt", "wb") as err:
+        proc = subprocess.Popen(_command(isolated, uid), cwd=workdir, env=env,
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True, close_fds=True,
+                                preexec_fn=_rlimits(limits, 512 * 1024 * 1024))
+    killed = threading.Event()
+    try:
+        matrix = features() if callable(features) else features
+        _write_inputs(workdir, uid, matrix, input_name)
+        started = time.monotonic()
+        timer = threading.Timer(limits.wall_seconds, lambda: (killed.set(), _signal_group(proc)))
+        timer.start()
+        with contextlib.suppress(BrokenPipeError, OSError):
+            proc.stdin.write(b"go\n")
+            proc.stdin.close()
+        proc.wait()
+        timer.cancel()
+    finally:
+        _kill_group(proc)
+    stderr = _read_capped(workdir / "stderr.txt", 8192)
+    rows = int(matrix.shape[0])
+    outcome = _classify(proc.returncode, killed.is_set(), stderr)
+    predictions = None
+    if outcome == "ok":
+        predictions = _read_predictions(workdir / "predictions.f32", rows)
+        if predictions is None:
+            outcome, stderr = "invalid_model", "the model did not give one probability per row"
+    return ScoreResult(outcome, predictions, scrub_log(stderr), time.monotonic() - started,
+                       isolated)
+
+
+def _signal_group(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill the scorer's whole process group (it may have started threads or children)."""
+    _signal_group(proc)
+    with contextlib.suppress(OSError):
+        if proc.stdin and not proc.stdin.closed:
+            proc.stdin.close()
     proc.wait()
 
 

@@ -56,8 +56,9 @@ def check_predictions(predictions: np.ndarray | None, rows: int) -> str | None:
     return None
 
 
-def _score(settings: Settings, card: TaskCard, model_bytes: bytes, matrix: np.ndarray,
-           job_id: int) -> tuple[RunResult | None, np.ndarray | None, dict[str, Any]]:
+def _score(settings: Settings, card: TaskCard, model_bytes: bytes,
+           matrix: isolation.FeatureSource, job_id: int
+           ) -> tuple[RunResult | None, np.ndarray | None, dict[str, Any]]:
     limits = isolation.Limits(wall_seconds=card.limits.wall_seconds,
                               memory_mb=card.limits.memory_mb)
     try:
@@ -70,7 +71,8 @@ def _score(settings: Settings, card: TaskCard, model_bytes: bytes, matrix: np.nd
     if scored.outcome != "ok":
         return RunResult(scored.outcome, scored.log or scored.outcome.replace("_", " "),
                          details=info), None, info
-    problem = check_predictions(scored.predictions, matrix.shape[0])
+    rows = scored.predictions.shape[0] if scored.predictions is not None else 0
+    problem = check_predictions(scored.predictions, rows)
     if problem:
         return RunResult("invalid_predictions", problem, details=info), None, info
     return None, scored.predictions, info
@@ -86,14 +88,20 @@ def execute(settings: Settings, conn: sqlite3.Connection, run: sqlite3.Row) -> R
     if run["kind"] == "dry_run":
         return _dry_run(settings, card, data, run)
     release = current_release(conn, settings, card.dataset)
-    held = features.build_holdout(card, release.holdout_path)
     seed = int(run["shuffle_seed"])
-    order = features.shuffle_order(held.rows, seed)
-    failure, shuffled_predictions, info = _score(settings, card, data, held.features[order],
+    built: dict[str, Any] = {}
+
+    def shuffled_features() -> np.ndarray:  # built while the scorer loads the model
+        built["held"] = held = features.build_holdout(card, release.holdout_path)
+        built["order"] = features.shuffle_order(held.rows, seed)
+        return held.features[built["order"]]
+
+    failure, shuffled_predictions, info = _score(settings, card, data, shuffled_features,
                                                  int(run["id"]))
     if failure:
         failure.release_version = release.version
         return failure
+    held, order = built["held"], built["order"]
     predictions = np.empty(held.rows, dtype=float)
     predictions[order] = shuffled_predictions
     figures = metrics.compute(held.labels, predictions, list(card.thresholds), held.groups,

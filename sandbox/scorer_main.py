@@ -1,11 +1,14 @@
 """The one-shot scorer: the only program that ever runs an uploaded model.
 
 It runs inside isolation (see ``sandbox.isolation``): no network, an unprivileged uid, rlimits and
-an empty private working directory that holds exactly three files written by the parent:
+an empty private working directory. The parent writes ``model.onnx`` (already through intake)
+before starting it; the scorer loads the model, then waits for ``go`` on standard input, which
+the parent sends once it has written the other two inputs:
 
-- ``model.onnx``   the model bytes (already through intake);
 - ``features.f32`` the feature matrix, float32, row-major;
 - ``meta.json``    ``{"rows": N, "columns": D, "input_name": "..."}``.
+
+Scoring uses one thread, so the same model on the same inputs gives the same predictions.
 
 It writes ``predictions.f32`` (N float32 probabilities of the positive class) and exits 0, or
 exits with one of the codes below. It never sees labels. It imports nothing from the portal, so
@@ -56,27 +59,31 @@ def _probabilities(outputs: list, rows: int):  # -> numpy array
     return None
 
 
-def main() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+def _read_inputs():  # -> (features, input_name)
+    import numpy as np
+
+    if sys.stdin.readline().strip() != "go":  # the parent gave up before handing inputs over
+        os._exit(EXIT_BAD_INPUT_FILES)
     try:
         with open("meta.json", encoding="utf-8") as fh:
             meta = json.load(fh)
         rows, columns = int(meta["rows"]), int(meta["columns"])
-        input_name = str(meta["input_name"])
-        threads = int(meta.get("threads", 1))
-        import numpy as np
-
-        features = np.fromfile("features.f32", dtype=np.float32)
-        features = features.reshape(rows, columns)
-        with open("model.onnx", "rb") as fh:
-            model_bytes = fh.read()
+        features = np.fromfile("features.f32", dtype=np.float32).reshape(rows, columns)
+        return features, str(meta["input_name"])
     except Exception as exc:  # the parent wrote these; failing here is a platform fault
         _fail(EXIT_BAD_INPUT_FILES, f"input files unreadable: {type(exc).__name__}")
-        return
+        raise
+
+
+def main() -> None:
+    """Load the model first (while the parent may still build the features), then wait for
+    the parent's ``go`` on standard input, read the inputs and score."""
     import onnxruntime as ort
 
+    with open("model.onnx", "rb") as fh:
+        model_bytes = fh.read()
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
@@ -86,6 +93,9 @@ def main() -> None:
         _fail(EXIT_OUT_OF_MEMORY if _is_memory_error(exc) else EXIT_INVALID_MODEL,
               f"model could not be loaded: {type(exc).__name__}: {exc}")
         return
+    features, input_name = _read_inputs()
+    rows = features.shape[0]
+    import numpy as np
     try:
         outputs = session.run(None, {input_name: features})
     except Exception as exc:

@@ -184,18 +184,17 @@ def test_labels_never_enter_the_sandbox(sec, monkeypatch):
 
     ctx, member, _ = sec
     seen = {}
-    original = isolation._prepare_workdir
+    original = isolation._write_inputs
 
-    def spy(base, uid, model_bytes, matrix, input_name, threads):
-        workdir = original(base, uid, model_bytes, matrix, input_name, threads)
+    def spy(workdir, uid, matrix, input_name):
+        original(workdir, uid, matrix, input_name)
         seen["files"] = sorted(os.listdir(workdir))
         seen["matrix"] = np.array(matrix)
-        return workdir
 
-    monkeypatch.setattr(isolation, "_prepare_workdir", spy)
+    monkeypatch.setattr(isolation, "_write_inputs", spy)
     services.submit(ctx, member, TASK, wdbc_model(ctx), MODEL_CARD)
     run_queue(ctx)
-    assert seen["files"] == ["features.f32", "meta.json", "model.onnx"]
+    assert seen["files"] == ["features.f32", "meta.json", "model.onnx", "stderr.txt"]
     card = services.get_task(ctx, TASK)
     from portal.catalog.releases import current_release
 
