@@ -193,6 +193,8 @@ def _person_aliases(from_table: dict[str, Any], resolved: ResolvedTier) -> list[
             table = resolved.tables.get(name)
             if table is None:  # a CTE name; refused earlier, kept as a guard
                 raise _refuse("Only the tables of your extract can be read.")
+            if item.get("column_name_alias"):  # renaming would hide person columns
+                raise _refuse("Column aliases on tables (t(a, b)) are not available.")
             if table.person_column:
                 if table.person_column not in table.columns:
                     raise _refuse(f"Table {name} cannot be verified by person.")

@@ -95,3 +95,16 @@ def test_join_on_person_id_is_allowed_and_verified(aggregate_home):
                          "FROM person p JOIN condition_occurrence c "
                          "ON p.person_id = c.person_id GROUP BY 1 ORDER BY 1")
     assert result.rows == [[81893, 200], [192671, 200], [4112343, 200]]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT count(*) FROM person WHERE rowid = 5",
+    "SELECT gender_concept_id, count(*) FROM person WHERE year_of_birth = 1920 GROUP BY 1",
+    "SELECT count(*), avg(year_of_birth) FROM condition_occurrence c JOIN person p "
+    "ON p.person_id = c.person_id WHERE c.condition_occurrence_id = 61",
+])
+def test_filters_down_to_one_person_are_suppressed(aggregate_home, sql):
+    ctx, analyst = aggregate_home
+    result = q.run_query(ctx, analyst, "eunomia", sql)
+    assert all(all(v is None for v in row) for row in result.rows)
+    assert result.suppressed == result.row_count >= 1

@@ -69,6 +69,7 @@ REFUSED = [
     "SELECT count(*) FROM person HAVING max(person_id) > 0",
     "SELECT gender_concept_id, count(*) FROM person GROUP BY 1 ORDER BY min(person_id)",
     "SELECT sum(person_id) FROM person",
+    "SELECT count(*) FROM person AS p(pid) WHERE pid = 6",
     # one person's value through an order statistic
     "SELECT min(year_of_birth) FROM person",
     "SELECT max(year_of_birth) FROM person WHERE gender_concept_id = 8507",
