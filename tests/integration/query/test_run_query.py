@@ -163,3 +163,14 @@ def test_real_eunomia_release_row_level_and_aggregate(released_ctx):
     by_gender = q.run_query(released_ctx, aggregate, "eunomia",
                             "SELECT gender_concept_id, count(*) FROM person GROUP BY 1")
     assert all(n is None or n % 5 == 0 for _, n in by_gender.rows)
+
+
+def test_real_omop_synth_three_way_join_runs_governed(released_ctx):
+    analyst = make_analyst(released_ctx, dataset="omop_synth")
+    result = q.run_query(released_ctx, analyst, "omop_synth",
+                         "SELECT p.gender_concept_id, count(DISTINCT p.person_id) AS persons "
+                         "FROM person p JOIN drug_exposure d ON d.person_id = p.person_id "
+                         "JOIN condition_occurrence c ON c.person_id = p.person_id "
+                         "GROUP BY 1 ORDER BY 1")
+    assert result.row_count >= 1
+    assert sum(row[1] for row in result.rows) <= 2000
