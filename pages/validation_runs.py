@@ -1,0 +1,76 @@
+"""Validation runs (staff): every run, review (release or withhold with a reason), re-run the
+latest released models on a new release."""
+
+import pandas as pd
+import streamlit as st
+
+from portal.errors import PortalError
+from portal.services import sandbox
+from portal.ui import widgets
+from portal.ui.errors import show_error
+from portal.ui.session import require_principal
+
+me, ctx = require_principal("staff", page="validation-runs")
+st.title("Validation runs")
+widgets.show_flash()
+
+STATUSES = ["awaiting_review", "queued", "running", "completed", "released", "withheld",
+            "failed", "all"]
+status = st.selectbox("Show", STATUSES, format_func=lambda s: s.replace("_", " "),
+                      key="vr_status")
+try:
+    runs = sandbox.list_runs(ctx, me, status=None if status == "all" else status)
+except PortalError as exc:
+    show_error(exc)
+    st.stop()
+if not runs:
+    st.text("No runs.")
+else:
+    st.dataframe(pd.DataFrame(runs)[["id", "kind", "task", "team", "status", "outcome", "model",
+                                     "release_version", "primary_value", "created_at"]],
+                 hide_index=True, width="stretch")
+
+reviewable = [r["id"] for r in runs if r["status"] in ("awaiting_review", "withheld")]
+st.header("Review")
+if not reviewable:
+    st.info("Nothing awaits review.")
+else:
+    run_id = st.selectbox("Run", reviewable, key="vr_run")
+    current = next(r for r in runs if r["id"] == run_id)
+    st.caption(f"Task {current['task']} v{current['task_version']} · team {current['team']} · "
+               f"model {current['model']} · release {current['release_version']}")
+    if current["report_available"]:
+        report = sandbox.report(ctx, me, run_id)
+        primary = report["primary"]
+        if primary["value"] is not None:
+            st.metric(primary["metric"].upper(), f"{primary['value']:.3f}")
+        st.download_button("Download report (HTML)", sandbox.report(ctx, me, run_id, "html"),
+                           file_name=f"validation-run-{run_id}.html", mime="text/html")
+    if st.button("Release to the team", type="primary", key="vr_release"):
+        try:
+            sandbox.release_run(ctx, me, run_id)
+            widgets.flash(f"Run {run_id} released to its team.")
+        except PortalError as exc:
+            show_error(exc)
+    with st.form("vr_withhold_form"):
+        reason = st.text_area("Reason for withholding (the team sees it)", key="vr_reason")
+        if st.form_submit_button("Withhold"):
+            try:
+                sandbox.withhold_run(ctx, me, run_id, reason)
+                widgets.flash(f"Run {run_id} withheld.")
+            except PortalError as exc:
+                show_error(exc)
+
+st.header("Re-run on the current release")
+try:
+    cards = sandbox.tasks(ctx)
+except PortalError as exc:
+    show_error(exc)
+    st.stop()
+task_id = st.selectbox("Task", list(cards), key="vr_rerun_task")
+if st.button("Re-run every team's latest released model", key="vr_rerun"):
+    try:
+        ids = sandbox.rerun_latest(ctx, me, task_id)
+        widgets.flash(f"Queued {len(ids)} run(s): {', '.join(map(str, ids)) or 'none'}.")
+    except PortalError as exc:
+        show_error(exc)
