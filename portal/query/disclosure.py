@@ -44,6 +44,8 @@ COUNTING = frozenset({"count", "count_star", "sum"})
 ALLOWED_AGGREGATES = COUNTING | {"avg", "mean", "stddev", "stddev_samp", "stddev_pop",
                                  "var_samp", "var_pop", "variance"}
 _PREFIX = "__portal_"
+# Functions whose only purpose is to fail on a condition (an existence oracle).
+RAISING = frozenset({"error", "raise_error"})
 
 
 @dataclass
@@ -119,6 +121,8 @@ def _check_statement(node: dict[str, Any]) -> None:
     aggregates = aggregate_names()
     for item in walk(node):
         cls = item.get("class")
+        if cls == "FUNCTION" and str(item.get("function_name", "")).lower() in RAISING:
+            raise _refuse("Functions that raise errors on purpose are not available.")
         if cls == "SUBQUERY" or item.get("type") in ("SUBQUERY", "TABLE_FUNCTION"):
             raise _refuse("Subqueries and table functions are not available.")
         if cls == "WINDOW":

@@ -12,11 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from portal.config import Settings
+from portal.errors import Rejected
 from portal.policy.engine import ResolvedTier
 from portal.query import disclosure
 from portal.query.extracts import build_extract
 from portal.query.pool import WorkerPool
 from portal.query.preflight import Preflight, preflight
+
+# DuckDB errors raised before any row is read: they name only query text and schema.
+SCHEMA_ERRORS = frozenset({"BinderException", "CatalogException", "ParserException"})
 
 
 @dataclass
@@ -95,7 +99,16 @@ def execute(settings: Settings, pool: WorkerPool, release: Any, resolved: Resolv
     Raises Rejected (timeouts, resources, DuckDB errors)."""
     tier = resolved.settings
     path: Path = build_extract(settings, release, resolved)
-    raw = pool.run(str(path), prepared.sql_to_run, tier.max_rows, tier.time_limit_seconds)
+    try:
+        raw = pool.run(str(path), prepared.sql_to_run, tier.max_rows, tier.time_limit_seconds)
+    except Rejected as exc:
+        if tier.result_mode == "aggregate" and exc.code == "query_error" and \
+                exc.context.get("kind") not in SCHEMA_ERRORS:
+            # Runtime errors can quote a row's value (e.g. a failed cast): hide them.
+            raise Rejected("query_error", "The query failed while running; details are hidden "
+                                          "in aggregate tiers because they can contain data "
+                                          "values.") from None
+        raise
     rows = raw.rows
     truncated = len(rows) > tier.max_rows
     rows = rows[:tier.max_rows]

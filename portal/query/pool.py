@@ -110,7 +110,8 @@ class WorkerProcess:
         self.queries += 1
         header = json.loads(self._read_frame(deadline))
         if not header.get("ok"):
-            raise Rejected(header.get("code", "query_error"), header.get("message", ""))
+            raise Rejected(header.get("code", "query_error"), header.get("message", ""),
+                           kind=str(header.get("kind", "")))
         table = pa.ipc.open_stream(self._read_frame(deadline)).read_all()
         columns = list(table.column_names)
         types = [str(t) for t in table.schema.types]

@@ -123,7 +123,8 @@ class Worker:
         except self.duckdb.Error as exc:
             kind = type(exc).__name__
             if kind.startswith(_USER_ERRORS):
-                return {"ok": False, "code": "query_error", "message": safe_message(str(exc))}, None
+                return {"ok": False, "code": "query_error", "message": safe_message(str(exc)),
+                        "kind": kind}, None
             return {"ok": False, "code": "query_failed",
                     "message": "The query failed in the database engine."}, None
         finally:

@@ -108,3 +108,21 @@ def test_filters_down_to_one_person_are_suppressed(aggregate_home, sql):
     result = q.run_query(ctx, analyst, "eunomia", sql)
     assert all(all(v is None for v in row) for row in result.rows)
     assert result.suppressed == result.row_count >= 1
+
+
+def test_runtime_error_messages_cannot_carry_values_out_of_aggregate_tiers(aggregate_home):
+    ctx, analyst = aggregate_home
+    with pytest.raises(PortalError) as info:
+        q.run_query(ctx, analyst, "eunomia",
+                    "SELECT count(*) FROM person "
+                    "WHERE CAST(year_of_birth::VARCHAR || 'x' AS INTEGER) = 1")
+    assert info.value.code == "query_error"
+    assert "19" not in info.value.message and "x'" not in info.value.message
+    with pytest.raises(PortalError) as info:
+        q.run_query(ctx, analyst, "eunomia",
+                    "SELECT count(*) FROM person WHERE year_of_birth = 1920 "
+                    "AND error(year_of_birth::VARCHAR) IS NULL")
+    assert info.value.code == "aggregate_shape_not_allowed"
+    with pytest.raises(PortalError) as info:  # schema errors stay helpful
+        q.run_query(ctx, analyst, "eunomia", "SELECT count(shoe_size) FROM person")
+    assert info.value.code == "query_error" and "shoe_size" in info.value.message
