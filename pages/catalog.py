@@ -7,6 +7,7 @@ import streamlit as st
 from portal.errors import NotFound, PortalError
 from portal.services import catalog, policies
 from portal.ui import catalog as sections
+from portal.ui.cache import cached
 from portal.ui.errors import show_error
 from portal.ui.session import require_principal
 
@@ -14,7 +15,7 @@ me, ctx = require_principal("any", page="catalog")
 st.title("Catalog")
 
 try:
-    datasets = catalog.list_datasets(ctx, me)
+    datasets = cached(me, ("datasets",), 30, lambda: catalog.list_datasets(ctx, me))
 except PortalError as exc:
     show_error(exc)
     st.stop()

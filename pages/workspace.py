@@ -31,7 +31,7 @@ dataset_id = st.selectbox("Dataset", options, format_func=lambda d: labels.get(d
 
 browser, editor = st.columns([1, 2])
 with browser:
-    workspace.schema_browser(ctx, me, dataset_id)
+    workspace.schema_browser(ctx, me, dataset_id, labels.get(dataset_id, ""))
 with editor:
     workspace.saved_picker(ctx, me, dataset_id)
     sql = st.text_area("SQL (one read-only query)", key=workspace.EDITOR_KEY, height=180,

@@ -33,18 +33,22 @@ def header(card: dict) -> None:
 
 
 def tables(card: dict) -> None:
-    for table in card.get("tables") or []:
-        label = f"{table['name']} · {table.get('dev_rows') or 0:,} rows"
-        with st.expander(md_escape(label)):
-            if table.get("description"):
-                st.text(table["description"])
-            st.dataframe([{"column": c["name"], "type": c.get("type", ""),
-                           "classification": c.get("classification", ""),
-                           "description": c.get("description", "")}
-                          for c in table.get("columns", [])], hide_index=True, width="stretch")
-            dropped = table.get("dropped_columns") or []
-            if dropped:
-                st.caption("Not released: " + md_escape(", ".join(d["name"] for d in dropped)))
+    listed = card.get("tables") or []
+    st.dataframe([{"table": t["name"], "rows": t.get("dev_rows"),
+                   "columns": len(t.get("columns", [])), "description": t.get("description", "")}
+                  for t in listed], hide_index=True, width="stretch")
+    by_name = {t["name"]: t for t in listed}
+    name = st.selectbox("Columns of table", list(by_name), key="catalog_table")
+    if name is None:
+        return
+    table = by_name[name]
+    st.dataframe([{"column": c["name"], "type": c.get("type", ""),
+                   "classification": c.get("classification", ""),
+                   "description": c.get("description", "")}
+                  for c in table.get("columns", [])], hide_index=True, width="stretch")
+    dropped = table.get("dropped_columns") or []
+    if dropped:
+        st.caption("Not released: " + md_escape(", ".join(d["name"] for d in dropped)))
 
 
 def report(card: dict, summary: str) -> None:

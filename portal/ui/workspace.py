@@ -10,6 +10,7 @@ from portal.identity import Principal
 from portal.services import query
 from portal.services.context import Context
 from portal.ui import results
+from portal.ui.cache import cached
 from portal.ui.csvexport import to_csv
 from portal.ui.errors import show_error
 from portal.ui.text import md_escape
@@ -46,19 +47,22 @@ def with_linked_dataset(labels: dict[str, str], linked: str | None) -> list[str]
     return options
 
 
-def schema_browser(ctx: Context, me: Principal, dataset_id: str) -> None:
-    """Exactly the tables and columns the team's extract holds."""
+def schema_browser(ctx: Context, me: Principal, dataset_id: str, grant_label: str) -> None:
+    """Exactly the tables and columns the team's extract holds (remembered briefly per person
+    and grant state: a revoked or expired grant changes the label, so the service is asked
+    again and refuses)."""
     st.subheader("Schema")
     try:
-        schema = query.schema_for(ctx, me, dataset_id)
+        schema = cached(me, ("schema", dataset_id, grant_label), 60,
+                        lambda: query.schema_for(ctx, me, dataset_id))
     except PortalError as exc:
         show_error(exc)
         return
     st.caption(f"{len(schema)} tables in your governed extract.")
-    for table, columns in schema.items():
-        with st.expander(md_escape(table)):
-            st.dataframe([{"column": c, "type": t} for c, t in columns], hide_index=True,
-                         width="stretch")
+    table = st.selectbox("Table", list(schema), key="ws_schema_table")
+    if table is not None:
+        st.dataframe([{"column": c, "type": t} for c, t in schema[table]], hide_index=True,
+                     width="stretch", height=min(38 + 35 * len(schema[table]), 420))
 
 
 def saved_picker(ctx: Context, me: Principal, dataset_id: str) -> None:
@@ -100,7 +104,7 @@ def show_result(ctx: Context, me: Principal, dataset_id: str) -> None:
         getattr(st, level)(sentence)
     rows = results.display_rows(result)
     st.caption(f"{result.row_count} rows · tier {md_escape(result.tier)} · "
-               f"{result.duration_ms:.0f} ms")
+               f"{result.duration_ms:.0f} ms · query {result.query_id[:12]}")
     frame = pd.DataFrame(rows, columns=results.unique_columns(list(result.columns)))
     st.dataframe(frame, hide_index=True, width="stretch")
     quick_chart(rows)
