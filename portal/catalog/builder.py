@@ -194,6 +194,7 @@ def _write_partitions(settings: Settings, loaded: LoadedManifest, source: Source
         say(f"{m.id}: pseudonymising persons and splitting dev / held-out")
         deid.build_person_map(con, plan, ptable_sql)
         deid.apply_k_anonymity(con, plan, ptable_sql)
+        deid.build_key_maps(con, plan)
         for part in ("dev", "holdout"):
             con.execute(f"ATTACH '{staging / (part + '.duckdb')}' AS {part}")
         counts: dict[str, Any] = {}

@@ -24,6 +24,41 @@ class Plan:
     kanon: dict[str, Any] = field(default_factory=dict)
     persons_total: int = 0
     persons_suppressed: int = 0
+    key_maps: dict[tuple[str, str], str] = field(default_factory=dict)  # (table, col) -> map
+
+
+_FLOATING = ("DOUBLE", "FLOAT", "REAL")
+
+
+def _key_value(value_sql: str, source_type: str) -> str:
+    """A key's value as it is hashed (floating keys as BIGINT, so 1.0 and 1 map alike)."""
+    if source_type.upper() in _FLOATING or source_type.upper().startswith("DECIMAL"):
+        return f"CAST({value_sql} AS BIGINT)"
+    return value_sql
+
+
+def build_key_maps(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
+    """For each key that other columns reference (``references:`` on the card), hash every
+    distinct value once into a temp map; the key and its references then join the map instead
+    of hashing every row again. Same pseudonyms either way (same keyed hash)."""
+    targets = sorted({tuple(c.references.split(".")) for t in plan.manifest.tables.values()
+                      for c in t.columns.values() if c.references})
+    for i, (table, column) in enumerate(targets):
+        name = f"keymap_{i}"
+        src = plan.source[table][column]
+        value = _key_value(src.sql("s"), src.type)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT src_id, "
+            f"{tx.pseudonym_from_hex(tx.keyed_hash_hex('src_id'))} AS pseudo FROM "
+            f'(SELECT DISTINCT {value} AS src_id FROM src."{table}" s WHERE {value} IS NOT NULL)')
+        plan.key_maps[(table, column)] = name
+
+
+def _map_for(plan: Plan, table: str, name: str, col: ColumnSpec) -> str | None:
+    if col.references:
+        target = tuple(col.references.split("."))
+        return plan.key_maps.get((target[0], target[1]))
+    return plan.key_maps.get((table, name))
 
 
 def _src(plan: Plan, table: str, column: str) -> str:
@@ -34,9 +69,10 @@ def _src_type(plan: Plan, table: str, column: str) -> str:
     return plan.source[table][column].type
 
 
-def column_sql(plan: Plan, table: str, name: str, col: ColumnSpec) -> str:
+def column_sql(plan: Plan, table: str, name: str, col: ColumnSpec,
+               alias: str | None = None) -> str:
     """The released value of one column (its transform applied), as a SQL expression over the
-    source row ``s`` and the person map row ``pm``."""
+    source row ``s``, the person map row ``pm`` and, for mapped keys, the key map ``alias``."""
     value = _src(plan, table, name)
     stype = _src_type(plan, table, name)
     m = plan.manifest
@@ -45,7 +81,11 @@ def column_sql(plan: Plan, table: str, name: str, col: ColumnSpec) -> str:
         tspec = m.tables[table]
         if tspec.person_column == name:
             return "pm.pseudo_id"
-        return tx.pseudonymise(value, stype)
+        direct = tx.pseudonymise(value, stype)
+        if alias is None:
+            return direct
+        # a value missing from the map (a dangling reference) is hashed directly: same result
+        return f"(CASE WHEN {alias}.pseudo IS NOT NULL THEN {alias}.pseudo ELSE {direct} END)"
     if kind == "date_shift":
         return tx.date_shift(value, "pm.shift_days")
     if kind == "date_to_year":
@@ -75,13 +115,23 @@ def table_select(plan: Plan, source_table_sql: str, table: str, holdout: bool | 
     """SELECT producing one partition of a released table. ``holdout`` None: a reference table
     without persons (copied whole to both partitions)."""
     spec = plan.manifest.tables[table]
-    exprs = ", ".join(f'{column_sql(plan, table, n, c)} AS "{n}"'
-                      for n, c in released_columns(spec))
+    exprs, joins = [], []
+    for n, c in released_columns(spec):
+        keymap = _map_for(plan, table, n, c) if c.transform == "pseudonymise" \
+            and spec.person_column != n else None
+        alias = None
+        if keymap is not None:
+            alias = f"k{len(joins)}"
+            src = plan.source[table][n]
+            joins.append(f" LEFT JOIN {keymap} {alias} ON {alias}.src_id = "
+                         f"{_key_value(src.sql('s'), src.type)}")
+        exprs.append(f'{column_sql(plan, table, n, c, alias)} AS "{n}"')
+    select = f"SELECT {', '.join(exprs)} FROM {source_table_sql} s"
     if spec.person_column is None:
-        return f"SELECT {exprs} FROM {source_table_sql} s"
+        return select + "".join(joins)
     key = _src(plan, table, spec.person_column)
     flag = "" if holdout is None else f" AND pm.holdout = {str(holdout).upper()}"
-    return (f"SELECT {exprs} FROM {source_table_sql} s JOIN pmap pm ON pm.src_id = {key}"
+    return (f"{select} JOIN pmap pm ON pm.src_id = {key}{''.join(joins)}"
             f" WHERE NOT pm.suppressed{flag}")
 
 

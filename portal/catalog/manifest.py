@@ -53,6 +53,7 @@ class ColumnSpec(_Strict):
     description: str = Field(min_length=1, max_length=2000)
     classification: Classification
     transform: TransformKind = "keep"
+    references: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
     bands: list[int | float] | None = Field(default=None, min_length=1, max_length=50)
     scan_allow: list[ScanPattern] = Field(default_factory=list, max_length=6)
     scan_allow_reason: str | None = Field(default=None, min_length=1, max_length=500)
@@ -196,6 +197,14 @@ def _column_problems(loaded: LoadedManifest, tname: str, cname: str, col: Column
         problems.append(f"{where}: bands are required with transform band, and only then")
     if col.bands is not None and list(col.bands) != sorted(set(col.bands)):
         problems.append(f"{where}: bands must be strictly increasing")
+    if col.references is not None:
+        target_table, target_column = col.references.split(".")
+        target = loaded.manifest.tables.get(target_table)
+        spec = target.columns.get(target_column) if target else None
+        if col.transform != "pseudonymise" or spec is None or spec.transform != "pseudonymise" \
+                or (target_table, target_column) == (tname, cname):
+            problems.append(f"{where}: references must name another table's pseudonymised key, "
+                            "and the column itself must be pseudonymised")
     if col.scan_allow and not col.scan_allow_reason:
         problems.append(f"{where}: scan_allow needs a scan_allow_reason for the reviewer")
     return problems

@@ -196,3 +196,11 @@ def test_invalid_manifest_build_is_audited_and_error_has_no_internals(ctx, tmp_p
     assert str(tmp_path) not in shown and "Traceback" not in shown
     [event] = audit.list_events(ctx.conn, action="release.build")
     assert event.decision == "failed" and event.reason == "invalid_manifest"
+
+
+def test_reference_to_a_key_that_is_not_pseudonymised_is_refused(tmp_path):
+    text = WDBC.replace("        transform: pseudonymise\n",
+                        "        transform: pseudonymise\n        references: cases.malignant\n", 1)
+    problems = problems_of(write(tmp_path, text))
+    assert any("cases.case_id: references must name another table's pseudonymised key" in p
+               for p in problems)

@@ -214,3 +214,34 @@ def test_card_demographics_suppress_small_cells(release_template_home):
     assert all(n is None or n >= 11 for n in counts)
     assert sum(n for n in counts if n) <= release.card["persons"]["dev"] + \
         release.card["persons"]["holdout"]
+
+
+@pytest.mark.parametrize("dataset_id", ["eunomia", "omop_synth"])
+def test_pseudonymised_visit_references_still_join(release_template_home, dataset_id):
+    release = template_release(release_template_home, dataset_id)
+    con = open_release(release)
+    for part in ("dev", "holdout"):
+        dangling = con.execute(
+            f"SELECT count(*) FROM {part}.condition_occurrence c WHERE c.visit_occurrence_id IS "
+            f"NOT NULL AND c.visit_occurrence_id NOT IN (SELECT visit_occurrence_id FROM "
+            f"{part}.visit_occurrence)").fetchone()[0]
+        joined = con.execute(
+            f"SELECT count(*) FROM {part}.condition_occurrence c JOIN {part}.visit_occurrence v "
+            "USING (visit_occurrence_id)").fetchone()[0]
+        assert joined > 0
+        if dataset_id == "omop_synth":
+            assert dangling == 0
+
+
+def test_mapped_and_directly_hashed_keys_agree(release_template_home):
+    settings = template_settings(release_template_home)
+    release = template_release(release_template_home, "eunomia")
+    con = open_release(release)
+    con.execute(f"ATTACH '{raw_file(release_template_home, 'eunomia')}' AS src (READ_ONLY)")
+    source_ids = [r[0] for r in con.execute(
+        "SELECT VISIT_OCCURRENCE_ID FROM src.visit_occurrence").fetchall()]
+    expected = {python_pseudonym(settings, "eunomia", v) for v in source_ids}
+    released = {r[0] for r in con.execute(
+        "SELECT visit_occurrence_id FROM dev.visit_occurrence UNION ALL "
+        "SELECT visit_occurrence_id FROM holdout.visit_occurrence").fetchall()}
+    assert released and released <= expected

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from portal.catalog import transforms as tx
 
-KEY = "ab" * 32
+KEY = "ab" * 16
 
 
 @pytest.fixture(scope="module")
