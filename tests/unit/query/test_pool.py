@@ -80,3 +80,24 @@ def test_a_crashed_worker_is_replaced_and_the_next_query_works(pool, extract):
     assert outcome["code"] == "query_resources_exceeded"
     assert pool.run(extract, "SELECT 2", 5, 5).rows == [(2,)]
     assert pool.worker_pids() != [pid]
+
+
+def test_workers_open_extracts_with_the_locked_configuration(pool, extract):
+    pool.warm()
+    result = pool.run(extract, "SELECT current_setting('enable_external_access'), "
+                               "current_setting('lock_configuration'), "
+                               "current_setting('temp_directory'), "
+                               "current_setting('autoload_known_extensions'), "
+                               "current_setting('autoinstall_known_extensions'), "
+                               "current_setting('allow_community_extensions'), "
+                               "current_setting('threads'), "
+                               "current_setting('access_mode')", 5, 5)
+    assert result.rows == [(False, True, "", False, False, False, 1, "read_only")]
+
+
+def test_worker_limits_its_own_address_space(pool, extract):
+    pool.warm()
+    [pid] = pool.worker_pids()
+    limits = open(f"/proc/{pid}/limits", encoding="ascii").read()
+    line = next(x for x in limits.splitlines() if x.startswith("Max address space"))
+    assert str(2048 * 1024 * 1024) in line
