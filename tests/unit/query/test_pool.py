@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -98,6 +99,6 @@ def test_workers_open_extracts_with_the_locked_configuration(pool, extract):
 def test_worker_limits_its_own_address_space(pool, extract):
     pool.warm()
     [pid] = pool.worker_pids()
-    limits = open(f"/proc/{pid}/limits", encoding="ascii").read()
+    limits = Path(f"/proc/{pid}/limits").read_text(encoding="ascii")
     line = next(x for x in limits.splitlines() if x.startswith("Max address space"))
     assert str(2048 * 1024 * 1024) in line
