@@ -6,7 +6,7 @@ import streamlit as st
 
 from portal import audit
 from portal.identity import Principal
-from portal.services import access, query
+from portal.services import access, query, sandbox
 from portal.services.context import Context
 from portal.ui import widgets
 
@@ -17,6 +17,7 @@ def member_summary(ctx: Context, me: Principal, overview: dict) -> None:
     st.header("Open requests")
     widgets.requests_table(overview["open_requests"])
     recent_queries(ctx, me)
+    recent_runs(ctx, me)
 
 
 def recent_queries(ctx: Context, me: Principal) -> None:
@@ -28,15 +29,29 @@ def recent_queries(ctx: Context, me: Principal) -> None:
     st.dataframe(history, hide_index=True, width="stretch")
 
 
+def recent_runs(ctx: Context, me: Principal) -> None:
+    st.header("Recent validation runs")
+    runs = sandbox.list_runs(ctx, me)[:10]
+    if not runs:
+        st.info("No validation runs yet. Open the Validation sandbox to submit a model.")
+        return
+    st.dataframe([{"run": r["id"], "task": r["task"], "model": r["model"],
+                   "status": r["status_text"], "result": r["primary_value"],
+                   "submitted": r["created_at"]} for r in runs],
+                 hide_index=True, width="stretch")
+
+
 def staff_summary(ctx: Context, me: Principal) -> None:
     queue = access.review_queue(ctx, me)
     every = access.list_grants(ctx, me)
     chain = audit.verify(ctx.conn)
-    left, middle, right = st.columns(3)
-    left.metric("Open requests", len(queue))
-    middle.metric("Grants expiring within 14 days",
-                  sum(g["bucket"] == "expiring_soon" for g in every))
-    right.metric("Audit chain", "verifies" if chain.ok else "BROKEN")
+    awaiting = sandbox.list_runs(ctx, me, status="awaiting_review")
+    cols = st.columns(4)
+    cols[0].metric("Open requests", len(queue))
+    cols[1].metric("Grants expiring within 14 days",
+                   sum(g["bucket"] == "expiring_soon" for g in every))
+    cols[2].metric("Validation runs to review", len(awaiting))
+    cols[3].metric("Audit chain", "verifies" if chain.ok else "BROKEN")
     if queue:
         st.header("Waiting for review")
         widgets.requests_table(queue)
