@@ -18,8 +18,9 @@ from collections.abc import Callable
 
 from portal import audit
 from portal.config import Settings
+from portal.errors import InternalError
 from portal.store.db import open_store, transaction, utcnow
-from sandbox import runner, store
+from sandbox import isolation, runner, store
 
 log = logging.getLogger(__name__)
 CLAIM_LEASE_SECONDS = 300.0
@@ -96,7 +97,15 @@ def run_one(settings: Settings, conn: sqlite3.Connection, owner: str,
 def work(settings: Settings, once: bool = False, poll_seconds: float = 2.0,
          stop: Callable[[], bool] | None = None) -> int:
     """The worker loop. With ``once``, process queued runs until the queue is empty, then
-    return. Returns how many runs were processed."""
+    return. Returns how many runs were processed.
+
+    Verifies isolation first: without it (and without the development setting) the worker
+    refuses to start, raising InternalError(code='isolation_unavailable'), rather than
+    claiming runs it would have to fail."""
+    if not isolation.isolation_available() and not settings.sandbox_allow_unisolated:
+        raise InternalError("Model isolation is not available on this machine; the validation "
+                            "worker refuses to run models without it.",
+                            code="isolation_unavailable")
     conn = open_store(settings)
     owner = worker_name()
     done = 0

@@ -123,8 +123,20 @@ def test_worker_with_isolation_unavailable_refuses_to_run(released_ctx, monkeypa
         status = services.dry_run(ctx, member, "wdbc-malignancy", model, MODEL_CARD)
     else:
         run_id = services.submit(ctx, member, "wdbc-malignancy", model, MODEL_CARD)
-        run_queue(ctx)
+        worker.run_one(ctx.settings, ctx.conn, "lost-isolation")  # e.g. lost it mid-life
         status = services.run_status(ctx, member, run_id)
     assert status["status"] == "failed" and status["outcome"] == "isolation_unavailable"
     # a platform refusal does not use the team's valid-run quota
     assert store.usage(ctx.conn, member.team, "wdbc-malignancy")["valid_runs"] == 0
+
+
+def test_worker_refuses_to_start_without_isolation(ctx, monkeypatch):
+    from portal.errors import InternalError
+    from sandbox import isolation
+
+    monkeypatch.setitem(isolation._probe_cache, "ok", False)
+    (run_id,) = _queue_runs(ctx, 1)
+    with pytest.raises(InternalError) as exc:
+        worker.work(ctx.settings, once=True)
+    assert exc.value.code == "isolation_unavailable"
+    assert store.get_run(ctx.conn, run_id)["status"] == "queued"  # left for a capable worker
