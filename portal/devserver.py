@@ -179,6 +179,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         settings = Settings.from_env(os.environ if environ is None else environ)
         check_development(settings)
         check_loopback(args.host)
+        from portal.services.policies import check_policies  # refuse to start on a bad policy
+
+        policy_ctx = Context.open(settings)
+        try:
+            check_policies(policy_ctx)
+        finally:
+            policy_ctx.close()
     except PortalError as exc:
         print(f"refused: {exc.message}", file=sys.stderr)
         return 2

@@ -37,3 +37,14 @@ def test_policies_check_lists_every_problem_with_file_and_line(released_settings
     assert main(["policies", "check"], env) == 2
     text = capsys.readouterr().out
     assert "eunomia.yaml:" in text and "person.birth_datetime is not in the release" in text
+
+
+def test_portal_refuses_to_start_on_an_invalid_policy(tmp_path, capsys):
+    from portal import devserver
+
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "eunomia.yaml").write_text("dataset: eunomia\nterms: x\ntiers: {}\nextra: 1\n")
+    env = {"PORTAL_HOME": str(tmp_path / "home"), "PORTAL_POLICIES_DIR": str(folder)}
+    assert devserver.main([], env) == 2
+    assert "eunomia.yaml:4" in capsys.readouterr().err
