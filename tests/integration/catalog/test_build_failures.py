@@ -113,3 +113,29 @@ def test_two_builds_at_once_both_finish_consistently(released_ctx):
         assert len(events) >= 3 and audit.verify(ctx.conn).ok
     finally:
         ctx.close()
+
+
+def test_residual_identifier_pattern_fails_the_build_without_a_release(ctx, tmp_path):
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    text = (ROOT / "datasets" / "eunomia.yaml").read_text()
+    allowance = ("        description: \"Condition source value.\"\n"
+                 "        scan_allow: [mrn_like]\n")
+    assert allowance in text
+    text = text.replace(allowance, "        description: \"Condition source value.\"\n", 1)
+    lines = text.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if "Condition source value." in line)
+    if "scan_allow_reason" in lines[at + 1]:
+        del lines[at + 1]
+    (cards / "eunomia.yaml").write_text("".join(lines))
+    settings = dataclasses.replace(ctx.settings, datasets_dir=cards)
+    with pytest.raises(ConfigError) as info:
+        build_release(settings, ctx.conn, "eunomia", actor="staff@platform.example")
+    assert info.value.code == "release_checks_failed"
+    assert info.value.problems == [
+        "eunomia: condition_occurrence.condition_source_value: 79 distinct value(s) look like "
+        "mrn like"]
+    assert not [p for p in (settings.releases_dir / "eunomia").iterdir()
+                if not p.name.startswith(".lock")]
+    [event] = audit.list_events(ctx.conn, action="release.build")
+    assert event.decision == "failed" and event.reason == "release_checks_failed"
