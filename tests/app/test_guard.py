@@ -94,3 +94,52 @@ def test_home_shows_the_team_of_the_signed_in_member(seeded):
     at.run()
     assert not at.exception
     assert "gamma-ai" in texts(at)
+
+
+def test_router_gives_a_member_startup_pages_only(seeded):
+    at = app(None, claims(FOUNDER))
+    at.run()
+    assert [t.value for t in at.title] == ["Home"]
+    at.switch_page(str(ROOT / "pages" / "request_access.py")).run()
+    assert [t.value for t in at.title] == ["Request access"]
+    with pytest.raises(ValueError):
+        at.switch_page(str(ROOT / "pages" / "review_queue.py")).run()
+
+
+def test_router_gives_staff_the_staff_pages_only(seeded):
+    at = app(None, claims(STAFF))
+    at.run()
+    at.switch_page(str(ROOT / "pages" / "audit_log.py")).run()
+    assert [t.value for t in at.title] == ["Audit"]
+    with pytest.raises(ValueError):
+        at.switch_page(str(ROOT / "pages" / "workspace.py")).run()
+
+
+def test_router_shows_an_unknown_person_how_to_join(seeded):
+    at = app(None, claims("stranger@elsewhere.example"))
+    at.run()
+    assert [t.value for t in at.title] == ["How to join the Accelerator Portal"]
+    assert [b.label for b in at.button] == ["Sign out"]
+
+
+def test_invited_member_is_bound_at_first_sign_in_and_sees_home(seeded):
+    from portal.store import people as store_people
+
+    with transaction(seeded.conn):
+        team = store_people.get_team(seeded.conn, "gamma-ai")
+        uid = store_people.ensure_user(seeded.conn, email="new@gamma-ai.example", role="member",
+                                       status="invited")
+        store_people.set_membership(seeded.conn, uid, team["id"])
+    at = app("home.py", claims("new@gamma-ai.example"))
+    at.run()
+    assert [t.value for t in at.title] == ["Home"]
+    assert audit.list_events(seeded.conn, action="identity.bind")
+
+
+def test_sign_in_refusal_is_audited_once_per_session(seeded):
+    with transaction(seeded.conn):
+        seeded.conn.execute("UPDATE users SET status = 'suspended' WHERE email = ?", (FOUNDER,))
+    at = app("home.py", claims(FOUNDER))
+    at.run()
+    at.run()
+    assert len(audit.list_events(seeded.conn, action="identity.sign_in")) == 1

@@ -189,3 +189,17 @@ def _workspace():
 def _founder(ctx):
     from portal.identity import principal_for_email
     return principal_for_email(ctx.conn, FOUNDER)
+
+
+def test_revocation_takes_effect_at_the_next_rerun_despite_the_schema_cache(released):
+    from portal.identity import principal_for_email
+    from portal.services import access
+
+    grant = make_grant(released, "gamma-ai", "eunomia", "row-level")
+    at = _workspace()
+    assert at.selectbox(key="ws_schema_table").options
+    staff = principal_for_email(released.conn, "staff@platform.example")
+    access.revoke_grant(released, staff, grant.id, "Audit finding")
+    at.run()
+    assert "grant_revoked" in error_codes(at)
+    assert not at.get("selectbox") or "ws_schema_table" not in [s.key for s in at.selectbox]
