@@ -174,3 +174,28 @@ def test_real_omop_synth_three_way_join_runs_governed(released_ctx):
                          "GROUP BY 1 ORDER BY 1")
     assert result.row_count >= 1
     assert sum(row[1] for row in result.rows) <= 2000
+
+
+def test_budget_per_day_is_enforced(omop, tmp_path):
+    settings = settings_with_policies(omop.settings, tmp_path / "p",
+                                      {"per_day: 2000": "per_day: 1"})
+    ctx = Context(settings, omop.conn)
+    analyst = make_analyst(ctx)
+    q.run_query(ctx, analyst, "eunomia", "SELECT 1")
+    with pytest.raises(QuotaExceeded) as info:
+        q.run_query(ctx, analyst, "eunomia", "SELECT 1")
+    assert "per day" in info.value.message
+
+
+def test_saved_query_needs_a_name_and_belongs_to_its_owner(omop):
+    from portal.errors import InvalidInput, NotFound
+
+    analyst = make_analyst(omop)
+    other = make_analyst(omop, team="beta-bio", tier=None)
+    with pytest.raises(InvalidInput):
+        q.save_query(omop, analyst, "eunomia", " ", "SELECT 1")
+    saved = q.save_query(omop, analyst, "eunomia", "mine", "SELECT 1")
+    with pytest.raises(NotFound):
+        q.delete_saved_query(omop, other, saved)
+    assert q.list_saved_queries(omop, other) == []
+    assert q.query_history(omop, other) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -102,3 +103,18 @@ def test_worker_limits_its_own_address_space(pool, extract):
     limits = Path(f"/proc/{pid}/limits").read_text(encoding="ascii")
     line = next(x for x in limits.splitlines() if x.startswith("Max address space"))
     assert str(2048 * 1024 * 1024) in line
+
+
+def test_a_worker_that_stops_answering_is_killed_at_the_hard_deadline(pool, extract):
+    pool.warm()
+    [pid] = pool.worker_pids()
+    os.kill(pid, signal.SIGSTOP)  # frozen: the in-worker interrupt can never fire
+    try:
+        with pytest.raises(Rejected) as info:
+            pool.run(extract, "SELECT 1", max_rows=5, time_limit=0.2)
+        assert info.value.code == "query_timeout"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    assert pid not in pool.worker_pids()
+    assert pool.run(extract, "SELECT 3", 5, 5).rows == [(3,)]
