@@ -29,6 +29,7 @@ from portal.query import executor
 from portal.query.executor import QueryResult
 from portal.query.extracts import build_extract, extract_schema
 from portal.query.pool import WorkerPool, get_pool
+from portal.query.preflight import sql_hash
 from portal.services.context import Context
 from portal.services.policies import resolved_tier
 from portal.store.db import transaction, utcnow
@@ -89,7 +90,7 @@ def run_query(ctx: Context, principal: Principal, dataset_id: str, sql: str,
     query_id = executor.new_query_id()
     state: dict[str, Any] = {"tier": None, "team": principal.team, "run": False,
                              "pre": None}
-    digest = executor_hash(sql)
+    digest = sql_hash(sql if isinstance(sql, str) else repr(sql))
     try:
         result = _run(ctx, principal, dataset_id, sql, pool, query_id, digest, state)
     except PortalError as exc:
@@ -103,12 +104,6 @@ def run_query(ctx: Context, principal: Principal, dataset_id: str, sql: str,
     result.duration_ms = round((time.perf_counter() - started) * 1000, 2)
     _finish(ctx, principal, dataset_id, sql, digest, query_id, state, started, result, None)
     return result
-
-
-def executor_hash(sql: Any) -> str:
-    from portal.query.preflight import sql_hash
-
-    return sql_hash(sql if isinstance(sql, str) else repr(sql))
 
 
 def _run(ctx: Context, principal: Principal, dataset_id: str, sql: str,
