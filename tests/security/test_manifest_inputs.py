@@ -204,3 +204,17 @@ def test_reference_to_a_key_that_is_not_pseudonymised_is_refused(tmp_path):
     problems = problems_of(write(tmp_path, text))
     assert any("cases.case_id: references must name another table's pseudonymised key" in p
                for p in problems)
+
+
+def test_cli_check_reports_every_problem_as_json_and_exits_2(ctx, tmp_path, capsys):
+    from portal.cli import main as cli_main
+
+    folder = tmp_path / "cards"
+    write(folder, WDBC.replace("title:", "title: &t", 1))
+    code = cli_main(["datasets", "check", "--format", "json"],
+                    {"PORTAL_HOME": str(ctx.settings.home), "PORTAL_DATASETS_DIR": str(folder)})
+    shown = json.loads(capsys.readouterr().out)
+    assert code == 2
+    assert shown["error"]["code"] == "invalid_manifest"
+    assert "wdbc.yaml:3: anchors (&name) are not allowed" in shown["error"]["message"]
+    assert str(tmp_path) not in json.dumps(shown)
