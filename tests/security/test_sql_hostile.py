@@ -170,3 +170,41 @@ def test_another_teams_dataset_is_denied(hostile_home):
     with pytest.raises(PortalError) as info:
         q.run_query(ctx, outsider, "wdbc", "SELECT 1")
     assert info.value.code == "no_grant"
+
+
+ROW_FILTER = {"        deny_columns: [\"*\"]\n  aggregate:":
+              "        deny_columns: [\"*\"]\n        row_filter: \"year_of_birth >= 1960\"\n"
+              "  aggregate:"}
+
+
+@pytest.mark.parametrize("sql", [
+    "WITH person AS (SELECT * FROM person) SELECT min(year_of_birth), count(*) FROM person",
+    'SELECT min(year_of_birth), count(*) FROM "PERSON"',
+    "SELECT min(year_of_birth), count(*) FROM main.person",
+    "FROM person SELECT min(year_of_birth), count(*)",
+    "SELECT min(year_of_birth), count(*) FROM person /* WHERE 1=1 */",
+    "WITH RECURSIVE person AS (SELECT * FROM person) SELECT min(year_of_birth), count(*) "
+    "FROM person",
+])
+def test_row_filter_cannot_be_bypassed(ctx, tmp_path, sql):
+    from tests.factories_query import settings_with_policies
+
+    make_omop_release(ctx)
+    filtered = Context(settings_with_policies(ctx.settings, tmp_path / "p", ROW_FILTER),
+                       ctx.conn)
+    analyst = make_analyst(filtered)
+    result = q.run_query(filtered, analyst, "eunomia", sql)
+    assert result.rows == [[1960, 150]]  # 30 of the 40 birth years, 5 persons each
+
+
+@pytest.mark.parametrize(("status", "code"), [("expired", "grant_expired"),
+                                              ("revoked", "grant_revoked")])
+def test_expired_or_revoked_grant_is_denied_and_audited(ctx, status, code):
+    make_omop_release(ctx)
+    analyst = make_analyst(ctx, status=status)
+    with pytest.raises(PortalError) as info:
+        q.run_query(ctx, analyst, "eunomia", "SELECT count(*) FROM person")
+    assert info.value.code == code
+    assert str(ctx.settings.home) not in info.value.message
+    event = audit.list_events(ctx.conn, action="query.run", limit=1)[0]
+    assert (event.decision, event.reason) == ("denied", code)
