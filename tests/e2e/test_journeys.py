@@ -18,11 +18,15 @@ PURPOSE = ("We will estimate the rate of gastrointestinal bleeding after NSAID e
 LIGHT_QUERY = "SELECT gender_concept_id, count(*) AS persons FROM person GROUP BY 1 ORDER BY 1"
 
 
-def request_access(page, stack, dataset: str, tier: str, shots: Shots) -> None:
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def request_access(page, stack, dataset: str, tier: str, shots: Shots,
+                   purpose: str = PURPOSE) -> None:
     go(page, stack, "request-access", "Request access")
     _choose(page, "Dataset", dataset)
     _choose(page, "Tier", tier)
-    page.get_by_label(re.compile(r"^Purpose")).fill(PURPOSE)
+    page.get_by_label(re.compile(r"^Purpose")).fill(purpose)
     page.get_by_text("I agree to the terms of use").click()
     shots(page, "request-form")
     page.get_by_role("button", name="Submit request").click()
@@ -114,7 +118,7 @@ def test_self_approval_attempt_is_refused(stack, browser):
     shots = Shots("self-approval")
     analyst = new_page(browser)
     sign_in(analyst, stack, "analyst@acme-health.example", shots)
-    request_access(analyst, stack, "eunomia", "aggregate", shots)
+    request_access(analyst, stack, "eunomia", "aggregate", shots, f"{PURPOSE} {HOSTILE}")
     analyst.context.close()
 
     reviewer = new_page(browser)  # staff, and an adviser of Acme Health
@@ -122,6 +126,9 @@ def test_self_approval_attempt_is_refused(stack, browser):
     go(reviewer, stack, "review", "Review queue")
     reviewer.get_by_text("analyst@acme-health.example").first.wait_for()
     assert reviewer.get_by_text("You may not decide this request").first.is_visible()
+    # The hostile purpose is shown as text, never as markup.
+    assert reviewer.get_by_text(HOSTILE, exact=False).first.is_visible()
+    assert reviewer.locator("img[src='x']").count() == 0
     reviewer.get_by_role("button", name="Approve").first.click()  # the only open request
     reviewer.get_by_text("own_team").last.wait_for()
     wait_idle(reviewer)
