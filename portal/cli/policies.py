@@ -19,6 +19,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                   "the current releases")
     output.add_format(check)
     check.set_defaults(func=cmd_check)
+    prune = policies_sub.add_parser("prune-extracts", help="delete governed extracts that no "
+                                                           "current release and tier use")
+    prune.add_argument("--by", required=True, help="staff e-mail")
+    output.add_format(prune)
+    prune.set_defaults(func=cmd_prune)
+
+
+def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.identity import principal_for_email
+    from portal.services import query as query_services
+
+    ctx = Context.open(settings)
+    try:
+        removed = query_services.prune_extracts(ctx, principal_for_email(ctx.conn, args.by))
+    finally:
+        ctx.close()
+    if args.format == "json":
+        output.emit_json({"removed": removed})
+    else:
+        print(f"removed {len(removed)} stale extract(s)")
+    return 0
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:

@@ -237,3 +237,28 @@ def extract_for(ctx: Context, dataset_id: str, tier: str):
     views such as ``portal access list``. Raises NotFound or ConfigError."""
     release, resolved = resolved_tier(ctx, dataset_id, tier)
     return build_extract(ctx.settings, release, resolved)
+
+
+def prune_extracts(ctx: Context, principal: Principal) -> list[str]:
+    """Staff: delete extract files that no current (release, tier) resolves to any more (left by
+    a policy or release change). Returns the removed file names; one audit event. Open handles
+    in workers keep working (the file is unlinked, not truncated)."""
+    from portal.identity import require_staff
+    from portal.query.extracts import extract_path
+    from portal.services.policies import current_releases, policies
+
+    require_staff(principal)
+    keep = set()
+    releases = current_releases(ctx)
+    for dataset_id, policy in policies(ctx).items():
+        for tier in policy.tiers if dataset_id in releases else ():
+            _, resolved = resolved_tier(ctx, dataset_id, tier)
+            keep.add(extract_path(ctx.settings, resolved).name)
+    removed = []
+    for path in sorted(ctx.settings.extracts_dir.glob("*.duckdb")):
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    audit.record(ctx.conn, actor=principal.actor, action="extracts.prune", decision="done",
+                 details={"removed": removed, "kept": sorted(keep)})
+    return removed

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import duckdb
+import pytest
 
 from portal.services.context import Context
 from portal.services.policies import resolved_tier
@@ -96,3 +97,20 @@ def test_concurrent_builders_of_one_extract_leave_one_complete_file(ctx):
     assert scalar(paths[0], "SELECT count(*) FROM person") == 200
     leftovers = [p.name for p in ctx.settings.extracts_dir.iterdir() if p.suffix != ".duckdb"]
     assert leftovers == []
+
+
+def test_staff_prune_removes_only_stale_extracts(ctx):
+    from portal.errors import Denied
+    from portal.services.query import prune_extracts
+    from tests.factories import make_user
+
+    make_omop_release(ctx)
+    old = extract_for(ctx, "eunomia", "row-level")
+    make_omop_release(ctx, version="v2")
+    current = extract_for(ctx, "eunomia", "row-level")
+    staff = make_user(ctx, "staff@platform.example", role="staff")
+    member = make_user(ctx, "a@acme-health.example", team="acme-health")
+    with pytest.raises(Denied):
+        prune_extracts(ctx, member)
+    assert prune_extracts(ctx, staff) == [old.name]
+    assert current.exists() and not old.exists()
