@@ -83,7 +83,7 @@ def isolation_available() -> bool:
                  "except OSError as e: print(os.getuid(), e.errno)")
         try:
             done = subprocess.run(
-                [*_wrapper(unshare, setpriv, UID_BASE + UID_SPAN),
+                [*_wrapper(unshare, setpriv, UID_BASE + UID_SPAN, (Path(tempfile.gettempdir()),)),
                  sys.executable, "-I", "-c", probe],
                 capture_output=True, text=True, timeout=30, check=False)
             parts = done.stdout.split()
@@ -100,9 +100,20 @@ def uid_for_job(job_id: int) -> int:
     return UID_BASE + (int(job_id) % UID_SPAN)
 
 
-def _wrapper(unshare: str, setpriv: str, uid: int) -> list[str]:
-    return [unshare, "--net", "--", setpriv, f"--reuid={uid}", f"--regid={uid}",
-            "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"]
+# Runs as root inside the new mount namespace: an empty, unreadable tmpfs over each folder to
+# hide (the portal's home: store, releases, models, secrets), then exec the rest of argv.
+_HIDE_SCRIPT = ('while [ "$1" != "--" ]; do '
+                'mount -t tmpfs -o size=64k,mode=000,nosuid,nodev,noexec tmpfs "$1" || exit 97; '
+                'shift; done; shift; exec "$@"')
+
+
+def _wrapper(unshare: str, setpriv: str, uid: int, hide: tuple[Path, ...] = ()) -> list[str]:
+    drop = [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
+            "--inh-caps=-all", "--bounding-set=-all", "--"]
+    if not hide:
+        return [unshare, "--net", "--", *drop]
+    return [unshare, "--net", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+            _HIDE_SCRIPT, "sh", *[str(p) for p in hide], "--", *drop]
 
 
 def _rlimits(limits: Limits, max_output_bytes: int):
@@ -202,12 +213,14 @@ FeatureSource = np.ndarray | Callable[[], np.ndarray]
 
 
 def run_scorer(model_bytes: bytes, features: FeatureSource, input_name: str, limits: Limits,
-               job_id: int, allow_unisolated: bool = False) -> ScoreResult:
+               job_id: int, allow_unisolated: bool = False,
+               hide: tuple[Path, ...] = ()) -> ScoreResult:
     """Score ``features`` with the model in a fresh isolated process.
 
     ``features`` may be a function that builds the matrix: the scorer then starts (and loads
     the model) while the parent builds it, and receives it only when it is ready. The
-    wall-clock limit starts when the inputs are handed over.
+    wall-clock limit starts when the inputs are handed over. ``hide`` names folders (the
+    portal's home) that the scorer sees as empty and unreadable.
 
     Never raises for anything the model does: the outcome is ``ok`` or one of
     ``invalid_model``, ``timed_out``, ``resource_limit_exceeded``, ``internal_error``
@@ -219,27 +232,28 @@ def run_scorer(model_bytes: bytes, features: FeatureSource, input_name: str, lim
     uid = uid_for_job(job_id)
     workdir = _prepare_workdir(_work_base(), uid, model_bytes)
     try:
-        return _run_in(workdir, uid, isolated, features, input_name, limits)
+        command = _command(isolated, uid, tuple(p for p in hide if p.is_dir()))
+        return _run_in(workdir, uid, command, isolated, features, input_name, limits)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _command(isolated: bool, uid: int) -> list[str]:
+def _command(isolated: bool, uid: int, hide: tuple[Path, ...]) -> list[str]:
     command = [sys.executable, "-I", str(SCORER)]
     if isolated:
-        command = [*_wrapper(_tool("unshare") or "unshare", _tool("setpriv") or "setpriv", uid),
-                   *command]
+        command = [*_wrapper(_tool("unshare") or "unshare", _tool("setpriv") or "setpriv", uid,
+                             hide), *command]
     return command
 
 
-def _run_in(workdir: Path, uid: int, isolated: bool, features: FeatureSource,
-            input_name: str, limits: Limits) -> ScoreResult:
+def _run_in(workdir: Path, uid: int, command: list[str], isolated: bool,
+            features: FeatureSource, input_name: str, limits: Limits) -> ScoreResult:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "OMP_NUM_THREADS": "1",
            "LANG": "C.UTF-8"}
     # The file-size cap must be set before the row count is known: 512 MB (128M predictions);
     # the predictions file is then checked for its exact size.
     with open(workdir / "stderr.txt", "wb") as err:
-        proc = subprocess.Popen(_command(isolated, uid), cwd=workdir, env=env,
+        proc = subprocess.Popen(command, cwd=workdir, env=env,
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
                                 start_new_session=True, close_fds=True,
                                 preexec_fn=_rlimits(limits, 512 * 1024 * 1024))

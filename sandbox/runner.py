@@ -63,7 +63,8 @@ def _score(settings: Settings, card: TaskCard, model_bytes: bytes,
                               memory_mb=card.limits.memory_mb)
     try:
         scored = isolation.run_scorer(model_bytes, matrix, card.input.name, limits, job_id,
-                                      allow_unisolated=settings.sandbox_allow_unisolated)
+                                      allow_unisolated=settings.sandbox_allow_unisolated,
+                                      hide=(settings.home,))
     except isolation.IsolationUnavailable:
         return RunResult("isolation_unavailable", "Isolation is unavailable on this worker, so "
                          "the model was not run. Staff have been told."), None, {}

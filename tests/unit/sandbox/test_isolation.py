@@ -104,3 +104,29 @@ def test_scrubbed_logs_hide_paths_numbers_and_control_characters(text, forbidden
 
 def test_scrubbed_logs_are_length_capped():
     assert len(isolation.scrub_log("word " * 10_000)) <= isolation.LOG_CAP + 20
+
+
+def test_hidden_folders_are_empty_and_unreadable_to_the_scorer(tmp_path):
+    """The portal's home is hidden behind an empty tmpfs in the scorer's mount namespace."""
+    _need_isolation()
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "holdout.duckdb").write_text("secret rows")
+    os.chmod(home, 0o755)
+    os.chmod(home / "holdout.duckdb", 0o644)
+    os.chmod(tmp_path, 0o755)
+    uid = isolation.uid_for_job(78)
+    wrapper = isolation._wrapper(isolation._tool("unshare"), isolation._tool("setpriv"), uid,
+                                 (home,))
+    probe = (f"import os\ntry:\n print('listing', os.listdir({str(home)!r}))\n"
+             f"except OSError as e: print('list-denied')\n"
+             f"try:\n print(open({str(home / 'holdout.duckdb')!r}).read())\n"
+             f"except OSError: print('read-denied')\n")
+    out = subprocess.run([*wrapper, sys.executable, "-I", "-c", probe], capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    assert "secret rows" not in out and "read-denied" in out
+    assert "holdout.duckdb" not in out
+    assert (home / "holdout.duckdb").read_text() == "secret rows"  # untouched on the host
