@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from portal import audit
 from portal.identity import principal_for_email
 from portal.services import access
+from portal.services.context import Context
 from portal.store import people
 from portal.store.db import transaction
 from tests.app.helpers import app, claims, error_codes, texts
@@ -165,3 +168,26 @@ def test_staff_home_shows_what_needs_attention(requested):
     assert not at.exception
     assert [m.label for m in at.metric][0] == "Open requests"
     assert at.metric[0].value == "1"
+
+
+def test_two_approval_tier_needs_a_second_member_of_staff(seeded, tmp_path, monkeypatch):
+    from tests.factories_access import write_policy
+
+    write_policy(tmp_path / "policies", row_level_approvals=2)
+    monkeypatch.setenv("PORTAL_POLICIES_DIR", str(tmp_path / "policies"))  # the pages' settings
+    ctx = Context(settings=replace(seeded.settings, policies_dir=tmp_path / "policies"),
+                  conn=seeded.conn)
+    founder = principal_for_email(ctx.conn, FOUNDER)
+    made = access.submit_request(ctx, founder, "eunomia", "row-level", PURPOSE, True)
+    first = app("review_queue.py", claims(STAFF))
+    first.run()
+    first.button[0].click().run()
+    assert any("awaiting_second_approval" in s.value.replace("\\", "") for s in first.success)
+    first.button[0].click().run()  # the same person again
+    assert error_codes(first) == ["already_reviewed"]
+    second = app("review_queue.py", claims(REVIEWER))
+    second.run()
+    assert "approvals 1/2" in texts(second)
+    second.button[0].click().run()
+    assert any("Status: approved" in s.value for s in second.success)
+    assert access.get_request(ctx, founder, made["id"])["status"] == "approved"
