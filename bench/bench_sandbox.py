@@ -4,8 +4,9 @@ For a synthetic task with a 100,000-row held-out set (20 features), two models e
 (logistic regression; 100-tree gradient boosting) are run end to end — claim, held-out features
 from DuckDB, isolated one-shot scoring, metrics with intervals, report and receipt — and compared
 with scoring the same model in-process with onnxruntime plus the same metrics in-process
-(measured in the same run). Goal: sandbox ≤ 1.5 × baseline + 0.3 s. Then the metrics' largest
-absolute difference from scikit-learn on the same predictions (goal ≤ 1e-9).
+(measured in the same run, interleaved, best of 5). Goal: sandbox ≤ 1.5 × baseline + 0.3 s.
+Then the metrics' largest absolute difference from scikit-learn on the same predictions
+(goal ≤ 1e-9).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def _agreement(held, p) -> float:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="bench sandbox")
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
 
     from portal.catalog.releases import current_release
@@ -170,7 +171,8 @@ def main(argv: list[str]) -> None:
                 assert services.run_status(ctx, member, run_id)["status"] == "completed"
                 seconds, p = _baseline(model, held, card)
                 baseline_times.append(seconds)
-            s, b = float(np.median(sandbox_times)), float(np.median(baseline_times))
+            # best of the repeats: the machine is shared, so the minimum is the least noisy
+            s, b = min(sandbox_times), min(baseline_times)
             goal = 1.5 * b + 0.3
             print(f"{name}: end-to-end sandbox {s:.3f} s vs in-process {b:.3f} s → "
                   f"ratio {s / b:.2f}×; goal ≤ 1.5×+0.3 s = {goal:.3f} s: "
