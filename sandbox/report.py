@@ -198,6 +198,8 @@ def render_html(report: dict[str, Any]) -> str:
         ["Dataset release", _fmt(f"{release['dataset']} {release['version']}")],
         ["Model", _fmt(f"{model['name']} {model['version']}")],
         ["Model SHA-256", f"<code>{_fmt(model['sha256'])}</code>"],
+        ["Intended use", _fmt(model.get("intended_use"))],
+        ["Training data", _fmt(model.get("training_data"))],
         ["Code version", _fmt(report["code_version"])],
         ["Generated", _fmt(report["generated_at"])],
         ["Receipt", _fmt(f"{receipt.get('algorithm', 'unsigned')} key "

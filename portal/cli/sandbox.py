@@ -217,6 +217,9 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_work(args: argparse.Namespace, settings: Settings) -> int:
     ctx = Context.open(settings)
-    done = services.process_queue(ctx, once=args.once)
+    try:
+        done = services.process_queue(ctx, once=args.once)
+    except KeyboardInterrupt:  # stopping a worker by hand; a run in flight is retried later
+        return 0
     _emit({"processed": done}, args.format)
     return 0

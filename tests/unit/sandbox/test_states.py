@@ -47,3 +47,17 @@ def test_every_failure_outcome_is_documented_in_the_validation_guide():
         assert f"`{outcome}`" in guide
     for state in STATES:
         assert f"`{state}`" in guide
+
+
+def test_every_sandbox_cli_command_is_documented_in_the_validation_guide():
+    from pathlib import Path
+
+    from portal.cli import build_parser
+
+    parser = build_parser()
+    top = next(a for a in parser._actions if a.dest == "command")
+    sandbox = top.choices["sandbox"]
+    commands = next(a for a in sandbox._actions if a.dest == "sandbox_command").choices
+    guide = (Path(__file__).resolve().parents[3] / "docs" / "validation-guide.md").read_text()
+    missing = [c for c in commands if f"portal sandbox {c}" not in guide]
+    assert missing == []
