@@ -174,6 +174,7 @@ def _connect(settings: Settings, staging: Path) -> duckdb.DuckDBPyConnection:
     scratch.mkdir()
     return duckdb.connect(config={
         "threads": max(1, os.cpu_count() or 1), "temp_directory": str(scratch),
+        "memory_limit": "4GB",  # spills to the staging scratch folder beyond this
         "autoinstall_known_extensions": False, "autoload_known_extensions": False,
         "preserve_insertion_order": False,
     })
