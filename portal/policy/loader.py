@@ -112,15 +112,20 @@ def row_filter_problem(expression: str, table: str = "t") -> str | None:
     parsed = _serialize(sql)
     if parsed is None or parsed.get("error") or len(parsed.get("statements", [])) != 1:
         return "does not parse as one SQL boolean expression"
-    where = parsed["statements"][0]["node"].get("where_clause")
+    node = parsed["statements"][0]["node"]
+    plain = (node.get("type") == "SELECT_NODE" and not node.get("modifiers")
+             and not node.get("group_expressions") and node.get("having") is None
+             and not node.get("cte_map", {}).get("map")
+             and node.get("from_table", {}).get("table_name") == table)
+    if not plain:
+        return "does not parse as one SQL boolean expression"
+    where = node.get("where_clause")
     for node in _walk(where):
         if node.get("type") in ("SUBQUERY", "SELECT_NODE") or node.get("class") == "SUBQUERY":
             return "subqueries are not allowed"
         name = str(node.get("function_name", "")).lower()
         if name and name.startswith(_FILTER_FORBIDDEN_PREFIXES):
             return f"function {name}() is not allowed"
-    if parsed["statements"][0]["node"]["from_table"].get("table_name") != table:
-        return "does not parse as one SQL boolean expression"
     return None
 
 

@@ -70,6 +70,10 @@ def test_good_policy_loads_with_its_line_map(tmp_path):
     (GOOD.replace('"year_of_birth >= 1930"', '"read_text(\'/etc/passwd\') <> \'\'"'),
      "not allowed"),
     (GOOD.replace('"year_of_birth >= 1930"', '"year_of_birth >="'), "does not parse"),
+    (GOOD.replace('"year_of_birth >= 1930"', '"1=1) UNION SELECT * FROM person WHERE (1=1"'),
+     "does not parse"),
+    (GOOD.replace('"year_of_birth >= 1930"', '"1=1) GROUP BY (1"'), "does not parse"),
+    (GOOD.replace('"year_of_birth >= 1930"', '"1=1) LIMIT (1"'), "does not parse"),
 ])
 def test_bad_policy_is_refused_with_file_and_line(tmp_path, text, expected):
     write(tmp_path, "demo.yaml", text)
