@@ -36,11 +36,12 @@ from portal.catalog.manifest import LoadedManifest, check_against_source, load_m
 from portal.catalog.releases import register_release
 from portal.catalog.sources import SourceFile, attach_source, open_source, source_tables
 from portal.config import Settings
-from portal.errors import ConfigError, NotFound, PortalError, UserError
+from portal.errors import ConfigError, InvalidInput, NotFound, PortalError, UserError
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 LOCK_TIMEOUT_S = 900.0
+MIN_PERSONS, MAX_PERSONS = 100, 5_000_000  # --persons bounds for the synthetic dataset
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,13 @@ def build_release(settings: Settings, conn: sqlite3.Connection, dataset_id: str,
                   lock_timeout: float = LOCK_TIMEOUT_S) -> BuildResult:
     """Build and publish one release. Raises ConfigError (invalid_manifest,
     manifest_source_mismatch, k_target_missed, release_checks_failed), NotFound, UserError
-    (build_in_progress). On failure nothing is published and a ``failed`` audit event is
-    recorded; the previous release stays current."""
+    (build_in_progress), InvalidInput (invalid_persons). On failure nothing is published, a
+    ``failed`` audit event is recorded and the previous release stays current."""
     say = progress or (lambda _msg: None)
     try:
+        if persons is not None and not MIN_PERSONS <= persons <= MAX_PERSONS:
+            raise InvalidInput("invalid_persons", f"The number of persons must be between "
+                               f"{MIN_PERSONS:,} and {MAX_PERSONS:,}.")
         loaded = load_manifest(manifest_path(settings, dataset_id))
         with dataset_lock(settings, dataset_id, lock_timeout, say):
             return _build_locked(settings, conn, loaded, actor, persons, say)

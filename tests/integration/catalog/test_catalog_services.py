@@ -100,3 +100,12 @@ def test_cli_build_one_dataset_prints_its_new_version(released_settings, capsys)
     assert code == 0
     [result] = json.loads(out)
     assert result["dataset"] == "wdbc" and result["version"] == "2" and result["passed"]
+
+
+@pytest.mark.parametrize("persons", [0, 5, 10_000_000])
+def test_build_with_an_out_of_range_person_count_is_refused(ctx, persons):
+    from portal.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as info:
+        catalog.build_releases(ctx, catalog.SYSTEM, ["omop_synth"], persons=persons)
+    assert info.value.code == "invalid_persons"
