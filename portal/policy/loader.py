@@ -206,9 +206,15 @@ def _table_problems(table: str, rule: TableRule, release: Any) -> list[str]:
                 continue
             if name not in columns:
                 problems.append(f"{key}: column {table}.{name} is not in the release")
-    for name in rule.transforms:
+    types = {c.name: str(c.type).upper() for c in release.tables[table].columns}
+    for name, transform in rule.transforms.items():
         if name not in columns:
             problems.append(f"transforms: column {table}.{name} is not in the release")
+            continue
+        expected = _transform_types(transform)
+        if not any(types[name].startswith(t) for t in expected):
+            problems.append(f"transforms: column {table}.{name} is {types[name]}; this "
+                            f"transform needs {' or '.join(expected)}")
     if rule.row_filter:
         missing = sorted(filter_columns(rule.row_filter) - columns)
         if missing:
@@ -230,6 +236,18 @@ def _person_column_problems(policies: Mapping[str, DatasetPolicy], dataset: str,
             problems.append(f"{where}: aggregate tier {tier_name!r} must expose {name}.{person} "
                             f"(the engine counts persons with it)")
     return problems
+
+
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+            "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL", "INT", "REAL")
+
+
+def _transform_types(transform: Any) -> tuple[str, ...]:
+    if transform.band:
+        return _NUMERIC
+    if transform.date_to_year:
+        return ("DATE", "TIMESTAMP")
+    return ("VARCHAR",)
 
 
 def column_matches(pattern: str, column: str) -> bool:

@@ -128,6 +128,12 @@ def test_policy_naming_columns_the_release_lacks_is_an_error(ctx, tmp_path):
     assert "shoe_size" in joined
     assert "person.zip" in joined
     assert "table 'drugs' is not in release" in joined
+
+    write(tmp_path, "eunomia.yaml", GOOD.replace("dataset: demo", "dataset: eunomia")
+          .replace("      person:", "      person:\n        transforms: {year_of_birth: "
+                                    "{date_to_year: true}}"))
+    with pytest.raises(ConfigError, match="person.year_of_birth is BIGINT"):
+        check_against_releases(load_policies(tmp_path), {"eunomia": release})
     assert all(p.startswith("eunomia.yaml:") for p in info.value.problems)
 
 
