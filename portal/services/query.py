@@ -223,6 +223,8 @@ def can_download(ctx: Context, principal: Principal, dataset_id: str,
         _, resolved = resolved_tier(ctx, dataset_id, grant.tier)
     except PortalError:
         return False
+    if result is not None and (result.dataset_id != dataset_id or result.tier != grant.tier):
+        return False
     mode = resolved.settings.download
     if mode == "rows":
         return True

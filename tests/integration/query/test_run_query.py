@@ -123,6 +123,10 @@ def test_history_saved_queries_schema_and_download(omop):
     assert q.can_download(omop, analyst, "eunomia") is False  # row-level: download none
     aggregate = make_analyst(omop, team="beta-bio", tier="aggregate")
     assert q.can_download(omop, aggregate, "eunomia") is True
+    counted = q.run_query(omop, aggregate, "eunomia", "SELECT count(*) FROM person")
+    assert q.can_download(omop, aggregate, "eunomia", counted) is True
+    rows = q.run_query(omop, analyst, "eunomia", "SELECT 1")
+    assert q.can_download(omop, aggregate, "eunomia", rows) is False  # another tier's result
 
 
 def test_cli_query_json_contract(omop, capsys):
