@@ -203,3 +203,19 @@ def test_saved_query_needs_a_name_and_belongs_to_its_owner(omop):
         q.delete_saved_query(omop, other, saved)
     assert q.list_saved_queries(omop, other) == []
     assert q.query_history(omop, other) == []
+
+
+def test_internal_failure_exits_1_with_no_internals_and_is_audited(omop, capsys):
+    from portal.catalog.releases import current_release
+
+    make_analyst(omop)
+    release = current_release(omop.conn, omop.settings, "eunomia")
+    release.dev_path.write_bytes(b"not a database")
+    env = {"PORTAL_HOME": str(omop.settings.home)}
+    code = main(["query", "--user", "analyst@acme-health.example", "--dataset", "eunomia",
+                 "--sql", "SELECT 1", "--format", "json"], env)
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert out["error"]["code"] == "internal_error"
+    assert str(omop.settings.home) not in out["error"]["message"]
+    assert events(omop)[0].decision == "failed"
