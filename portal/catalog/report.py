@@ -167,6 +167,11 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     for item in report["transformed"]:
         extra = ", ".join(f"{k}={v:,}" for k, v in item["counts"].items())
         lines.append(f"- {item['table']}.{item['column']}: {item['transform']} ({extra})")
+    removed = [(t, v["rows_removed"]) for t, v in report["tables"].items()
+               if v.get("rows_removed")]
+    if removed:
+        lines += ["", "## Rows removed (suppressed persons, or rows of no known person)"]
+        lines += [f"- {t}: {n:,}" for t, n in removed]
     lines += ["", "## k-anonymity"]
     k = report["k_anonymity"]
     if not k.get("applicable"):
@@ -177,7 +182,13 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         lines.append(f"- before treatment: smallest class {k['before']['smallest_class']}, "
                      f"{k['before']['records_below_k']:,} record(s) in classes below k")
         for step in k["treatment"]:
-            lines.append(f"- treatment: {step}")
+            if step["action"] == "generalise":
+                lines.append(f"- treatment: {step['column']} generalised to "
+                             f"{step['band_width']}-year bands; "
+                             f"{step['records_below_k_after']:,} record(s) still below k")
+            else:
+                lines.append(f"- treatment: {step['persons']:,} person(s) in classes below k "
+                             "suppressed (removed with all their rows)")
         lines.append(f"- in the release: smallest class {k['release']['smallest_class']}, "
                      f"{k['release']['records_below_k']:,} record(s) below k")
     lines += ["", "## Residual identifier scan"]
