@@ -114,3 +114,21 @@ def test_staff_prune_removes_only_stale_extracts(ctx):
         prune_extracts(ctx, member)
     assert prune_extracts(ctx, staff) == [old.name]
     assert current.exists() and not old.exists()
+
+
+def test_bundled_eunomia_row_level_tier_on_the_real_release(released_ctx):
+    from portal.query.extracts import extract_schema
+
+    schema = extract_schema(extract_for(released_ctx, "eunomia", "row-level"))
+    assert [c for c, _ in schema["person"]] == ["person_id", "gender_concept_id",
+                                                "year_of_birth", "race_concept_id",
+                                                "ethnicity_concept_id"]
+    person_tables = {"person", "condition_occurrence", "drug_exposure", "measurement",
+                     "observation", "visit_occurrence", "procedure_occurrence"}
+    for table in person_tables & set(schema):
+        names = [c for c, _ in schema[table]]
+        assert not [c for c in names if c.endswith(("_source_value", "_datetime"))], table
+        assert "person_source_value" not in names and "stop_reason" not in names
+    # free text never reaches a person-linked table (vocabulary text is not about persons)
+    assert not [(t, c) for t in person_tables & set(schema) for c, ty in schema[t]
+                if ty == "VARCHAR" and c != "quantity"]
