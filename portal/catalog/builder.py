@@ -246,7 +246,9 @@ def _assemble_report(con: duckdb.DuckDBPyConnection, plan: deid.Plan,
         src_rows = counts[tname]["source_rows"]
         tables[tname] = {"source_rows": src_rows, "dev_rows": dev, "holdout_rows": hold}
         if spec.person_column is not None:
-            tables[tname]["rows_removed"] = src_rows - dev - hold
+            unknown = counts[tname]["rows_of_unknown_persons"]
+            tables[tname]["rows_of_unknown_persons"] = unknown
+            tables[tname]["rows_of_suppressed_persons"] = src_rows - dev - hold - unknown
         for cname, col in spec.columns.items():
             c = counts[tname]["columns"][cname]
             entry = {"table": tname, "column": cname, "classification": col.classification}

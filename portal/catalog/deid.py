@@ -248,4 +248,10 @@ def transform_counts(con: duckdb.DuckDBPyConnection, plan: Plan, table: str,
     columns: dict[str, dict[str, Any]] = {}
     for (name, what), value in zip(labels, row[1:], strict=True):
         columns.setdefault(name, {"transform": spec.columns[name].transform})[what] = int(value)
-    return {"source_rows": int(row[0]), "columns": columns}
+    result: dict[str, Any] = {"source_rows": int(row[0]), "columns": columns}
+    if spec.person_column is not None:
+        key = _src(plan, table, spec.person_column)
+        result["rows_of_unknown_persons"] = int(con.execute(
+            f"SELECT count(*) FROM {source_table_sql} s ANTI JOIN pmap pm ON pm.src_id = {key}"
+        ).fetchone()[0])
+    return result

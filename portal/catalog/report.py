@@ -167,11 +167,13 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     for item in report["transformed"]:
         extra = ", ".join(f"{k}={v:,}" for k, v in item["counts"].items())
         lines.append(f"- {item['table']}.{item['column']}: {item['transform']} ({extra})")
-    removed = [(t, v["rows_removed"]) for t, v in report["tables"].items()
-               if v.get("rows_removed")]
+    removed = [(t, v["rows_of_suppressed_persons"], v["rows_of_unknown_persons"])
+               for t, v in report["tables"].items()
+               if v.get("rows_of_suppressed_persons") or v.get("rows_of_unknown_persons")]
     if removed:
-        lines += ["", "## Rows removed (suppressed persons, or rows of no known person)"]
-        lines += [f"- {t}: {n:,}" for t, n in removed]
+        lines += ["", "## Rows removed"]
+        lines += [f"- {t}: {s:,} of suppressed persons, {u:,} of persons not in the person "
+                  "table" for t, s, u in removed]
     lines += ["", "## k-anonymity"]
     k = report["k_anonymity"]
     if not k.get("applicable"):

@@ -147,6 +147,12 @@ def test_eunomia_report_counts_capped_ages_and_dropped_values_from_the_source(
     [cast] = [t for t in report["transformed"]
               if (t["table"], t["column"]) == ("measurement", "value_as_number")]
     assert cast["counts"]["cast_failed_to_null"] == 0
+    orphans = src.execute("SELECT count(*) FROM observation_period WHERE PERSON_ID NOT IN "
+                          "(SELECT PERSON_ID FROM person)").fetchone()[0]
+    periods = report["tables"]["observation_period"]
+    assert periods["rows_of_unknown_persons"] == orphans > 0
+    assert periods["source_rows"] == periods["dev_rows"] + periods["holdout_rows"] + \
+        periods["rows_of_unknown_persons"] + periods["rows_of_suppressed_persons"]
 
 
 @pytest.mark.parametrize("dataset_id", DATASETS)
