@@ -80,6 +80,7 @@ def main() -> None:
     the parent's ``go`` on standard input, read the inputs and score."""
     import onnxruntime as ort
 
+    ort.disable_telemetry_events()
     with open("model.onnx", "rb") as fh:
         model_bytes = fh.read()
     options = ort.SessionOptions()

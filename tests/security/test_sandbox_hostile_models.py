@@ -188,7 +188,8 @@ def test_labels_never_enter_the_sandbox(sec, monkeypatch):
 
     def spy(workdir, uid, matrix, input_name):
         original(workdir, uid, matrix, input_name)
-        seen["files"] = sorted(os.listdir(workdir))
+        # dot-folders are the scorer's own (onnxruntime's cache), not inputs from the parent
+        seen["files"] = sorted(n for n in os.listdir(workdir) if not n.startswith("."))
         seen["matrix"] = np.array(matrix)
 
     monkeypatch.setattr(isolation, "_write_inputs", spy)
