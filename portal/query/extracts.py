@@ -14,6 +14,7 @@ release into something untrusted SQL may open.
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from pathlib import Path
@@ -83,9 +84,9 @@ def build_extract(settings: Settings, release: Any, resolved: ResolvedTier) -> P
     return target
 
 
-def extract_schema(path: Path) -> dict[str, list[tuple[str, str]]]:
-    """Tables and (column, type) pairs of an extract, read by trusted code."""
-    con = duckdb.connect(str(path), read_only=True)
+@functools.lru_cache(maxsize=64)
+def _schema_of(path: str, inode: int) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    con = duckdb.connect(path, read_only=True)
     try:
         rows = con.execute(
             "SELECT table_name, column_name, data_type FROM information_schema.columns"
@@ -95,4 +96,10 @@ def extract_schema(path: Path) -> dict[str, list[tuple[str, str]]]:
     schema: dict[str, list[tuple[str, str]]] = {}
     for table, column, dtype in rows:
         schema.setdefault(table, []).append((column, dtype))
-    return schema
+    return tuple((t, tuple(cols)) for t, cols in schema.items())
+
+
+def extract_schema(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """Tables and (column, type) pairs of an extract, read by trusted code. Extracts are
+    immutable and content-addressed, so the answer is cached per file."""
+    return {table: list(cols) for table, cols in _schema_of(str(path), path.stat().st_ino)}
