@@ -114,7 +114,7 @@ def require_principal(role: Role = "any", page: str = "") -> Session:
         widgets.dev_sign_in_banner()
     resolved = resolve()
     if resolved.kind == "signed_out":
-        widgets.sign_in_prompt()
+        widgets.sign_in_prompt(current.dev_sign_in)
         st.stop()
     if resolved.kind == "refused":
         widgets.refusal(resolved.refusal)

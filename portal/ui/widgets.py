@@ -19,13 +19,21 @@ def dev_sign_in_banner() -> None:
     st.warning(DEV_BANNER, icon=":material/science:")
 
 
-def sign_in_prompt() -> None:
-    """What a signed-out visitor sees on every page."""
+def sign_in_prompt(development: bool = False) -> None:
+    """What a signed-out visitor sees on every page (with the demo personas in development)."""
     st.title("Accelerator Portal")
     st.write("Governed access to de-identified clinical datasets and model validation for "
              "the health system's startup accelerator. Sign in with your organisation account.")
     if st.button("Sign in", type="primary", key="portal_sign_in"):
         st.login()
+    if development:
+        from portal.demo import PERSONAS
+
+        lines = [f"- `{p.sub}` — {md_escape(p.email)} ("
+                 + ("platform staff" if p.role == "staff" else f"startup {md_escape(p.team)}")
+                 + ")" for p in PERSONAS]
+        st.markdown("Development sign-in: on the provider's page, click a persona's button.\n\n"
+                    + "\n".join(lines))
 
 
 def sign_out_button(key: str) -> None:

@@ -143,3 +143,18 @@ def test_sign_in_refusal_is_audited_once_per_session(seeded):
     at.run()
     at.run()
     assert len(audit.list_events(seeded.conn, action="identity.sign_in")) == 1
+
+
+def test_development_sign_in_lists_the_personas_to_a_signed_out_visitor(seeded):
+    at = app("home.py")
+    at.run()
+    assert "founder-gamma-ai" in texts(at)
+
+
+def test_without_development_sign_in_there_is_no_banner_and_no_persona_list(seeded, monkeypatch):
+    monkeypatch.setenv("PORTAL_DEV_SIGN_IN", "false")
+    at = app("home.py")
+    at.run()
+    assert not at.warning
+    assert "founder-gamma-ai" not in texts(at)
+    assert [b.label for b in at.button] == ["Sign in"]
