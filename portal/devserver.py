@@ -191,13 +191,18 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 2
     settings.ensure_home()
     provider, issuer = start_provider("127.0.0.1", args.provider_port, settings.staff_group)
-    portal = None
+    portal = worker = None
     try:
         cookie_secret = settings.secret("streamlit_cookie_secret").hex()
         write_secrets(settings.project_root / ".streamlit" / "secrets.toml",
                       secrets_toml(issuer, cookie_secret, args.port))
         seed_and_bind(settings, issuer)
         portal = start_portal(settings, args.host, args.port)
+        # A validation worker beside the portal, so submitted models get validated.
+        worker = subprocess.Popen([sys.executable, "-c", "import sys; from portal.cli import "
+                                   "main; sys.exit(main(['sandbox', 'work']))"],
+                                  cwd=settings.project_root,
+                                  env={**os.environ, "PORTAL_HOME": str(settings.home)})
         print(instructions(args.port), flush=True)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while provider.poll() is None and portal.poll() is None:
@@ -206,6 +211,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except KeyboardInterrupt:
         return 0
     finally:
+        stop(worker)
         stop(portal)
         stop(provider)
 
