@@ -9,6 +9,13 @@ A release directory ``$PORTAL_HOME/releases/<dataset>/<version>/`` holds:
 - ``report.json``    the de-identification report.
 
 Only trusted platform code (release builder, extract builder, validation) opens the DuckDB files.
+
+Versions are whole numbers per dataset (``"1"``, ``"2"``, ...), written by
+:mod:`portal.catalog.builder`. Besides ``tables``, the builder's card.json carries title,
+description, standard, terms, provenance (with the source version used), split (person table
+and key, held-out fraction, rule), privacy settings, excluded tables, persons (total, dev,
+holdout, suppressed) and demographics (age band × sex, cells under 11 suppressed); each table
+lists its released columns (with ``transform``) and its dropped columns.
 """
 
 from __future__ import annotations
