@@ -56,3 +56,16 @@ def test_every_policy_key_is_documented():
         keys |= set(cls.model_fields)
     missing = sorted(k for k in keys if f"`{k}" not in readme and f".{k}`" not in readme)
     assert missing == []
+
+
+def test_every_query_refusal_code_is_documented():
+    guide = (ROOT / "docs" / "governed-sql.md").read_text(encoding="utf-8")
+    codes = set()
+    for path in [*(ROOT / "portal" / "query").glob("*.py"),
+                 ROOT / "portal" / "services" / "query.py"]:
+        source = path.read_text(encoding="utf-8")
+        codes |= set(re.findall(r'(?:Rejected|QuotaExceeded)\(\s*"([a-z_]+)"', source))
+        codes |= set(re.findall(r'"code": "([a-z_]+)"', source))
+    assert {"query_timeout", "aggregate_shape_not_allowed"} <= codes
+    missing = sorted(c for c in codes if f"`{c}`" not in guide)
+    assert missing == []
