@@ -95,6 +95,7 @@ def run_query(ctx: Context, principal: Principal, dataset_id: str, sql: str,
         result = _run(ctx, principal, dataset_id, sql, pool, query_id, digest, state)
     except PortalError as exc:
         shown = exc if isinstance(exc, UserError) else InternalError()
+        state["cause"] = exc.code  # staff see the real cause (e.g. invalid_configuration)
         _finish(ctx, principal, dataset_id, sql, digest, query_id, state, started, None, shown)
         raise shown from None
     except Exception as exc:
@@ -150,7 +151,8 @@ def _finish(ctx: Context, principal: Principal, dataset_id: str, sql: Any, diges
                  details["rows_suppressed"], int(details["truncated"]), duration, query_id))
         audit.record(ctx.conn, actor=principal.actor, team=state.get("team"), action=ACTION,
                      target=f"dataset:{dataset_id}", decision=decision,
-                     reason=error.code if error else None, details=details)
+                     reason=state.get("cause") or (error.code if error else None),
+                     details=details)
 
 
 # --- history and saved queries ------------------------------------------------------------
