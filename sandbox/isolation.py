@@ -39,6 +39,8 @@ SCORER = Path(__file__).resolve().parent / "scorer_main.py"
 UID_BASE = 100_000
 UID_SPAN = 50_000
 LOG_CAP = 600
+# Shared scratch folders the scorer never needs: hidden so a model leaves nothing behind there.
+SHARED_SCRATCH = (Path("/dev/shm"), Path("/var/tmp"))  # noqa: S108 - hidden, not used
 _CLASSIFY = {0: "ok", 10: "invalid_model", 11: "invalid_model", 12: "resource_limit_exceeded",
              13: "invalid_model", 14: "internal_error"}
 _probe_cache: dict[str, bool] = {}
