@@ -127,14 +127,16 @@ def build_release(settings: Settings, conn: sqlite3.Connection, dataset_id: str,
 
 def check_source(settings: Settings, loaded: LoadedManifest) -> None:
     """Compare a manifest with its (materialised, read-only) source without building.
-    Raises ConfigError(manifest_source_mismatch)."""
-    source = open_source(settings, loaded.manifest)
-    con = duckdb.connect()
-    try:
-        attach_source(con, source)
-        found = source_tables(con)
-    finally:
-        con.close()
+    Raises ConfigError(manifest_source_mismatch). Takes the dataset's build lock, because it
+    may materialise the raw source."""
+    with dataset_lock(settings, loaded.manifest.id):
+        source = open_source(settings, loaded.manifest)
+        con = duckdb.connect()
+        try:
+            attach_source(con, source)
+            found = source_tables(con)
+        finally:
+            con.close()
     check_against_source(loaded, {t: {c: col.type for c, col in cols.items()}
                                   for t, cols in found.items()})
 
