@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from portal.errors import ConfigError, NotFound
+from portal.errors import ConfigError
 from portal.yamlstrict import load_strict
 
 _ID = r"^[a-z][a-z0-9_-]{1,62}$"
@@ -165,12 +164,3 @@ def load_cards(folder: Path) -> dict[str, TaskCard]:
         raise ConfigError(problems=problems)
     return cards
 
-
-def get_card(folder: Path, task_id: str) -> TaskCard:
-    """One card by id. Raises NotFound(code='task_not_found')."""
-    if not re.match(_ID, task_id or ""):
-        raise NotFound("task_not_found", "There is no such validation task.")
-    cards = load_cards(folder)
-    if task_id not in cards:
-        raise NotFound("task_not_found", "There is no such validation task.")
-    return cards[task_id]
