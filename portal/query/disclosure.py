@@ -133,6 +133,10 @@ def _check_statement(node: dict[str, Any]) -> None:
         if cls == "FUNCTION" and name in aggregates and name not in ALLOWED_AGGREGATES:
             raise _refuse(f"The aggregate {name}() can reveal one person's value and is not "
                           f"available.")
+        if cls == "FUNCTION" and name in ALLOWED_AGGREGATES and not _plain_aggregate(item):
+            # also in HAVING and ORDER BY: a conditional aggregate is a tracker
+            raise _refuse("Aggregates must be applied to plain columns (no FILTER, CASE, "
+                          "arithmetic or DISTINCT inside, except count(DISTINCT col)).")
     grouped = bool(node.get("group_expressions")) or node.get("aggregate_handling") == \
         "FORCE_AGGREGATES"
     for expression in node.get("select_list", []):

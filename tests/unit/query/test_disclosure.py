@@ -83,6 +83,11 @@ REFUSED = [
     "SELECT sum(CASE WHEN year_of_birth = 1920 THEN 1 ELSE 0 END) FROM person",
     "SELECT sum((year_of_birth = 1920)::INTEGER) FROM person",
     "SELECT count(*) * 1 FROM person",
+    "SELECT gender_concept_id, count(*) FROM person GROUP BY 1 "
+    "HAVING sum(CASE WHEN year_of_birth = 1920 THEN 1 ELSE 0 END) = 1",
+    "SELECT gender_concept_id, count(*) FROM person GROUP BY 1 "
+    "ORDER BY count(*) FILTER (WHERE year_of_birth = 1920)",
+    "SELECT avg(year_of_birth + 0) FROM person",
     # row-level shapes
     "SELECT * FROM person",
     "SELECT year_of_birth FROM person",
