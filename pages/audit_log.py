@@ -6,6 +6,7 @@ import datetime as dt
 import streamlit as st
 
 from portal import audit
+from portal.ui import admin
 from portal.ui.csvexport import to_csv
 from portal.ui.session import require_principal
 
@@ -28,18 +29,17 @@ decision = cols[1].selectbox("Decision", ["any", *audit.DECISIONS], key="audit_d
 since = cols[2].date_input("From", value=None, key="audit_since")
 until = cols[3].date_input("Until", value=None, key="audit_until")
 
-events = audit.list_events(
-    ctx.conn, actor=actor, team=team, action=action,
-    decision=None if decision == "any" else decision,
-    since=since.isoformat() if since else None,
-    until=(until + dt.timedelta(days=1)).isoformat() if until else None, limit=5000)
-if dataset:
-    events = [e for e in events if e.target in (f"dataset:{dataset}",)
-              or e.details.get("dataset") == dataset]
+filters = {"actor": actor, "team": team, "action": action,
+           "decision": None if decision == "any" else decision,
+           "since": since.isoformat() if since else None,
+           "until": (until + dt.timedelta(days=1)).isoformat() if until else None}
+events = admin.audit_events(ctx, me, dataset=dataset, **filters)
 COLUMNS = ["id", "at", "actor", "team", "action", "target", "decision", "reason", "details"]
 rows = [e.to_dict() for e in events]
 st.caption(f"{len(rows)} events (newest first, at most 5,000).")
 st.dataframe([{c: (str(r[c]) if c == "details" else r[c]) for c in COLUMNS} for r in rows],
              hide_index=True, width="stretch")
 st.download_button("Export CSV", to_csv(COLUMNS, rows), file_name="audit.csv",
-                   mime="text/csv", key="audit_csv")
+                   mime="text/csv", key="audit_csv",
+                   on_click=admin.record_audit_export,
+                   args=(ctx, me, {**filters, "dataset": dataset}, len(rows)))

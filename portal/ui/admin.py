@@ -28,3 +28,24 @@ def rebuild_extracts(ctx: Context, principal: Principal, dataset_id: str) -> lis
                  target=f"dataset:{dataset_id}", decision="done",
                  details={"tiers": [b["tier"] for b in built], "policies": len(loaded)})
     return built
+
+
+def audit_events(ctx: Context, principal: Principal, *, dataset: str | None = None,
+                 limit: int = 5000, **filters: str | None) -> list[audit.AuditEvent]:
+    """Audit events for the Audit page, newest first: the log's own filters (actor, team,
+    action, decision, since, until) plus ``dataset`` (events whose target is the dataset or
+    whose details name it). Staff only; raises Denied (``staff_only``)."""
+    require_staff(principal)
+    events = audit.list_events(ctx.conn, limit=limit, **filters)
+    if dataset:
+        events = [e for e in events
+                  if e.target == f"dataset:{dataset}" or e.details.get("dataset") == dataset]
+    return events
+
+
+def record_audit_export(ctx: Context, principal: Principal, filters: dict[str, Any],
+                        count: int) -> None:
+    """Audit a CSV export of the audit log (who exported what, how many events)."""
+    require_staff(principal)
+    audit.record(ctx.conn, actor=principal.actor, action="audit.export", decision="done",
+                 details={"filters": {k: v for k, v in filters.items() if v}, "events": count})
