@@ -56,6 +56,17 @@ except PortalError as exc:
     st.stop()
 widgets.requests_table(team_requests)
 
+# Follow one request; a deep link (?request=N) may name any id: the service decides (and audits
+# a request of another team).
+linked = st.query_params.get("request")
+ids = ([linked] if linked else []) + [r["id"] for r in team_requests if str(r["id"]) != linked]
+if ids:
+    shown_id = st.selectbox("Follow a request", ids, key="follow_id")
+    try:
+        widgets.request_detail(access.get_request(ctx, me, shown_id))
+    except PortalError as exc:
+        show_error(exc)
+
 open_ids = [r["id"] for r in team_requests if r["status"] in ("submitted",
                                                                "awaiting_second_approval")]
 if open_ids:

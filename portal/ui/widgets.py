@@ -131,3 +131,19 @@ def show_flash() -> None:
     message = st.session_state.pop(_FLASH_KEY, None)
     if message:
         st.success(message, icon=":material/check_circle:")
+
+
+def request_detail(request: dict) -> None:
+    """One request's state and its reviews (decisions, reasons, conditions)."""
+    st.caption(f"Request {request['id']} · {md_escape(request['dataset_id'])} · "
+               f"{md_escape(request['tier'])} · {md_escape(request['status'])} · approvals "
+               f"{request.get('approvals_given', 0)}/{request['approvals_required']}"
+               + (f" · grant {request['grant_id']}" if request.get("grant_id") else ""))
+    if request.get("decision_reason"):
+        st.text(f"Reason: {request['decision_reason']}")
+    reviews = request.get("reviews") or []
+    if reviews:
+        st.dataframe([{"decision": r["decision"], "by": r["reviewer"], "tier": r["tier"],
+                       "days": r["days"], "conditions": r["conditions"], "reason": r["reason"],
+                       "at": r["created_at"]} for r in reviews], hide_index=True,
+                     width="stretch")

@@ -203,3 +203,32 @@ def test_revocation_takes_effect_at_the_next_rerun_despite_the_schema_cache(rele
     at.run()
     assert "grant_revoked" in error_codes(at)
     assert not at.get("selectbox") or "ws_schema_table" not in [s.key for s in at.selectbox]
+
+
+def test_following_another_teams_request_by_link_is_refused_and_audited(released):
+    from portal.identity import principal_for_email
+    from portal.services import access
+
+    analyst = principal_for_email(released.conn, ANALYST)
+    theirs = access.submit_request(released, analyst, "eunomia", "row-level", PURPOSE, True)
+    at = app("request_access.py", claims(FOUNDER))
+    at.query_params["request"] = str(theirs["id"])
+    at.run()
+    assert "not_your_request" in error_codes(at)
+    assert ANALYST not in texts(at) and PURPOSE not in texts(at)
+    events = audit.list_events(released.conn, action="request.view", decision="denied")
+    assert events and events[0].actor == FOUNDER and events[0].reason == "not_your_request"
+
+
+def test_following_own_request_shows_its_state_and_reviews(released):
+    from portal.identity import principal_for_email
+    from portal.services import access
+
+    founder = principal_for_email(released.conn, FOUNDER)
+    mine = access.submit_request(released, founder, "eunomia", "row-level", PURPOSE, True)
+    staff = principal_for_email(released.conn, "staff@platform.example")
+    access.deny_request(released, staff, mine["id"], "Please name the outcome.")
+    at = app("request_access.py", claims(FOUNDER))
+    at.run()
+    assert "Reason: Please name the outcome." in texts(at)
+    assert "denied" in texts(at)
