@@ -232,3 +232,18 @@ def test_following_own_request_shows_its_state_and_reviews(released):
     at.run()
     assert "Reason: Please name the outcome." in texts(at)
     assert "denied" in texts(at)
+
+
+def test_staff_can_browse_the_catalog_without_internal_paths(released):
+    at = app("catalog.py", claims("staff@platform.example"))
+    at.run()
+    assert not at.exception and "Eunomia GiBleed" in texts(at)
+    assert str(released.settings.home) not in texts(at)
+
+
+def test_home_with_only_an_expired_grant_shows_no_active_grant(released):
+    make_grant(released, "gamma-ai", "eunomia", "row-level", status="expired")
+    at = app("home.py", claims(FOUNDER))
+    at.run()
+    assert not at.exception
+    assert "No grants here." in texts(at)
