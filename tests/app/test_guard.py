@@ -158,3 +158,13 @@ def test_without_development_sign_in_there_is_no_banner_and_no_persona_list(seed
     assert not at.warning
     assert "founder-gamma-ai" not in texts(at)
     assert [b.label for b in at.button] == ["Sign in"]
+
+
+def test_member_without_a_team_sees_how_to_join(seeded):
+    from portal.store import people as store_people
+
+    with transaction(seeded.conn):
+        store_people.ensure_user(seeded.conn, email="loner@nowhere.example", role="member")
+    at = app(None, claims("loner@nowhere.example"))
+    at.run()
+    assert [t.value for t in at.title] == ["How to join the Accelerator Portal"]
