@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -30,6 +31,7 @@ import pyarrow as pa
 from portal.errors import InternalError, Rejected
 from portal.query.worker import HEADER, MAX_FRAME
 
+_CODE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the portal package
 HARD_KILL_GRACE_SECONDS = 3.0
 START_TIMEOUT_SECONDS = 60.0
 MAX_QUERIES_PER_WORKER = 1000
@@ -48,8 +50,9 @@ class WorkerResult:
 
 class WorkerProcess:
     def __init__(self, memory_mb: int, threads: int) -> None:
+        # A clean environment (no secrets, no PORTAL_* settings); only where the code lives.
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-               "PYTHONDONTWRITEBYTECODE": "1"}
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(_CODE_ROOT)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "portal.query.worker", "--memory-mb", str(memory_mb),
              "--threads", str(threads)],

@@ -118,3 +118,11 @@ def test_a_worker_that_stops_answering_is_killed_at_the_hard_deadline(pool, extr
             os.kill(pid, signal.SIGCONT)
     assert pid not in pool.worker_pids()
     assert pool.run(extract, "SELECT 3", 5, 5).rows == [(3,)]
+
+
+def test_workers_get_a_clean_environment(pool, extract, monkeypatch):
+    pool.warm()
+    [pid] = pool.worker_pids()
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    names = {item.split(b"=", 1)[0].decode() for item in environ if item}
+    assert names <= {"PATH", "LANG", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "LC_CTYPE"}
