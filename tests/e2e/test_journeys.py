@@ -84,7 +84,7 @@ def test_request_approve_query_revoke_refuse(stack, browser):
     go(staff, stack, "review", "Review queue")
     staff.get_by_text("founder@gamma-ai.example").first.wait_for()
     shots(staff, "review-queue")
-    staff.get_by_role("button", name="Approve").first.click()
+    _request_box(staff, "founder@gamma-ai.example").get_by_role("button", name="Approve").click()
     staff.get_by_text(re.compile(r"Request \d+ approved")).wait_for()
     wait_idle(staff)
     shots(staff, "approved")
@@ -129,12 +129,19 @@ def test_self_approval_attempt_is_refused(stack, browser):
     # The hostile purpose is shown as text, never as markup.
     assert reviewer.get_by_text(HOSTILE, exact=False).first.is_visible()
     assert reviewer.locator("img[src='x']").count() == 0
-    reviewer.get_by_role("button", name="Approve").first.click()  # the only open request
+    _request_box(reviewer, "analyst@acme-health.example").get_by_role(
+        "button", name="Approve").click()
     reviewer.get_by_text("own_team").last.wait_for()
     wait_idle(reviewer)
     shots(reviewer, "refused")
     assert reviewer.get_by_text(re.compile(r"Request \d+ approved")).count() == 0
     reviewer.context.close()
+
+
+def _request_box(page, requester: str):
+    """The innermost block holding one request's text and its Approve button."""
+    return page.locator("[data-testid='stVerticalBlock']").filter(has_text=requester).filter(
+        has=page.get_by_role("button", name="Approve")).last
 
 
 def _record_timing(name: str, seconds: float) -> None:
