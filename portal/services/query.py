@@ -263,6 +263,12 @@ def prune_extracts(ctx: Context, principal: Principal) -> list[str]:
         if path.name not in keep:
             path.unlink(missing_ok=True)
             removed.append(path.name)
+    stale_before = time.time() - 3600  # builds interrupted more than an hour ago
+    for pattern in (".*.tmp", ".*.tmp.wal"):
+        for path in sorted(ctx.settings.extracts_dir.glob(pattern)):
+            if path.stat().st_mtime < stale_before:
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
     audit.record(ctx.conn, actor=principal.actor, action="extracts.prune", decision="done",
                  details={"removed": removed, "kept": sorted(keep)})
     return removed

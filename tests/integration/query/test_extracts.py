@@ -3,6 +3,7 @@ partition only, row filters and transforms applied, content-addressed, atomic.""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import duckdb
@@ -112,8 +113,13 @@ def test_staff_prune_removes_only_stale_extracts(ctx):
     member = make_user(ctx, "a@acme-health.example", team="acme-health")
     with pytest.raises(Denied):
         prune_extracts(ctx, member)
-    assert prune_extracts(ctx, staff) == [old.name]
-    assert current.exists() and not old.exists()
+    leftover = ctx.settings.extracts_dir / ".eunomia-x.1.abc.tmp"
+    leftover.write_bytes(b"half a build")
+    fresh = ctx.settings.extracts_dir / ".eunomia-y.2.def.tmp"
+    fresh.write_bytes(b"a build in progress")
+    os.utime(leftover, (0, 0))
+    assert prune_extracts(ctx, staff) == [old.name, leftover.name]
+    assert current.exists() and not old.exists() and fresh.exists()
 
 
 def test_bundled_eunomia_row_level_tier_on_the_real_release(released_ctx):
