@@ -49,3 +49,12 @@ def record_audit_export(ctx: Context, principal: Principal, filters: dict[str, A
     require_staff(principal)
     audit.record(ctx.conn, actor=principal.actor, action="audit.export", decision="done",
                  details={"filters": {k: v for k, v in filters.items() if v}, "events": count})
+
+
+def record_download(ctx: Context, principal: Principal, dataset_id: str, query_id: str,
+                    rows: int) -> None:
+    """Audit a download of a query result (results leave the platform: who, which query, how
+    many rows — never the values). Called when the Download button is clicked."""
+    audit.record(ctx.conn, actor=principal.actor, team=principal.team, action="query.download",
+                 target=f"dataset:{dataset_id}", decision="done",
+                 details={"query_id": str(query_id)[:64], "rows": int(rows)})

@@ -9,7 +9,7 @@ from portal.errors import PortalError
 from portal.identity import Principal
 from portal.services import query
 from portal.services.context import Context
-from portal.ui import results
+from portal.ui import admin, results
 from portal.ui.cache import cached
 from portal.ui.csvexport import to_csv
 from portal.ui.errors import show_error
@@ -111,7 +111,8 @@ def show_result(ctx: Context, me: Principal, dataset_id: str) -> None:
     if query.can_download(ctx, me, dataset_id, result):
         st.download_button("Download CSV", to_csv(list(frame.columns), rows),
                            file_name=f"{dataset_id}-{result.query_id}.csv", mime="text/csv",
-                           key="ws_download")
+                           key="ws_download", on_click=admin.record_download,
+                           args=(ctx, me, dataset_id, result.query_id, len(rows)))
     else:
         st.caption("Your tier does not allow downloading results.")
 
