@@ -45,16 +45,19 @@ def _iso(moment: datetime) -> str:
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def check_budget(ctx: Context, principal: Principal, tier: Tier, now: datetime | None = None
-                 ) -> None:
+def check_budget(ctx: Context, principal: Principal, grant: Grant, tier: Tier,
+                 now: datetime | None = None) -> None:
     """Raises QuotaExceeded(``query_budget_exceeded``) when the user's per-minute or per-day
-    budget for this tier is used up (counting attempts that passed the grant check)."""
+    budget for this dataset and tier is used up (counting every attempt that passed the grant
+    check, refused ones included: probing costs budget too)."""
     moment = now or datetime.now(UTC)
     for window, limit, label in ((timedelta(minutes=1), tier.budget.per_minute, "minute"),
                                  (timedelta(days=1), tier.budget.per_day, "day")):
         used = ctx.conn.execute(
-            "SELECT count(*) FROM query_runs WHERE user_id = ? AND started_at > ?",
-            (principal.user_id, _iso(moment - window))).fetchone()[0]
+            "SELECT count(*) FROM query_runs WHERE user_id = ? AND dataset_id = ? AND tier = ?"
+            " AND started_at > ?",
+            (principal.user_id, grant.dataset_id, grant.tier, _iso(moment - window))
+        ).fetchone()[0]
         if used >= limit:
             raise QuotaExceeded("query_budget_exceeded",
                                 f"You have used your budget of {limit} queries per {label}.")
@@ -63,7 +66,7 @@ def check_budget(ctx: Context, principal: Principal, tier: Tier, now: datetime |
 def _start_run(ctx: Context, principal: Principal, grant: Grant, tier: Tier, query_id: str,
                sql: str, digest: str) -> None:
     with transaction(ctx.conn):
-        check_budget(ctx, principal, tier)
+        check_budget(ctx, principal, grant, tier)
         ctx.conn.execute(
             "INSERT INTO query_runs (query_id, user_id, team, dataset_id, tier, sql_text,"
             " sql_hash, status, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",

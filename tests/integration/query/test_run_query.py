@@ -103,6 +103,14 @@ def test_budget_per_minute_is_enforced(omop, tmp_path):
         q.run_query(ctx, analyst, "eunomia", "SELECT 1")
     assert info.value.code == "query_budget_exceeded"
     assert [e.decision for e in events(ctx)] == ["denied", "allowed", "allowed"]
+    # the budget is per dataset and tier: another grant of the same user is unaffected
+    make_omop_release(ctx, dataset_id="omop_synth")
+    from tests.factories_access import make_grant
+
+    make_grant(ctx, "acme-health", "omop_synth", "row-level")
+    settings_with_policies(omop.settings, tmp_path / "p", {"per_minute: 600": "per_minute: 2"},
+                           dataset="omop_synth")
+    assert q.run_query(ctx, analyst, "omop_synth", "SELECT 1").rows == [[1]]
 
 
 def test_history_saved_queries_schema_and_download(omop):
