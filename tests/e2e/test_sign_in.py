@@ -32,3 +32,27 @@ def test_founder_signs_in_sees_home_and_signs_out(stack, browser):
     wait_idle(page)
     shots(page, "signed-out-again")
     page.context.close()
+
+
+def test_suspension_takes_effect_at_the_next_click(stack, browser):
+    from portal.identity import principal_for_email
+    from portal.services import people
+    from portal.services.context import Context
+
+    shots = Shots("suspension")
+    page = new_page(browser)
+    sign_in(page, stack, "analyst@beta-bio.example", shots)
+    shots(page, "home")
+    ctx = Context.open(stack.settings)
+    try:
+        staff = principal_for_email(ctx.conn, "staff@platform.example")
+        people.suspend_member(ctx, staff, "analyst@beta-bio.example", "Security review.")
+        page.get_by_role("link", name="Catalog").click()
+        page.get_by_text("user_suspended").first.wait_for()
+        wait_idle(page)
+        shots(page, "refused")
+        assert page.get_by_role("heading", name="Catalog").count() == 0
+    finally:
+        people.reactivate_member(ctx, staff, "analyst@beta-bio.example")
+        ctx.close()
+        page.context.close()
