@@ -19,7 +19,7 @@ import json
 import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -57,7 +57,6 @@ class Preflight:
     ctes: tuple[str, ...] = ()
     explain: bool = False
     analyze: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def sql_hash(sql: str) -> str:
