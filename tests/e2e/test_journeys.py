@@ -149,3 +149,31 @@ def _record_timing(name: str, seconds: float) -> None:
     data = json.loads(path.read_text()) if path.exists() else {}
     data[name] = round(seconds, 3)
     path.write_text(json.dumps(data, indent=2))
+
+
+def test_aggregate_download_is_offered_and_audited(stack, browser):
+    from portal import audit
+    from portal.identity import principal_for_email
+    from portal.services import access
+    from portal.services.context import Context
+
+    ctx = Context.open(stack.settings)
+    try:
+        staff = principal_for_email(ctx.conn, "staff@platform.example")
+        access.grant_access(ctx, staff, "beta-bio", "eunomia", "aggregate", 30)
+        shots = Shots("aggregate-download")
+        page = new_page(browser)
+        sign_in(page, stack, "analyst@beta-bio.example")
+        go(page, stack, "workspace", "SQL workspace")
+        run_query(page, "SELECT gender_concept_id, count(*) AS persons FROM person GROUP BY 1")
+        page.get_by_text("counts and sums are rounded").wait_for()
+        shots(page, "aggregate-result")
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download CSV").click()
+        assert download.value.suggested_filename.startswith("eunomia-")
+        wait_idle(page)
+        events = audit.list_events(ctx.conn, action="query.download")
+        assert events and events[0].actor == "analyst@beta-bio.example"
+        page.context.close()
+    finally:
+        ctx.close()
