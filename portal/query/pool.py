@@ -6,8 +6,8 @@ long-running Streamlit server alike.
   overruns the hard deadline (time limit + grace) is killed and replaced; the caller gets a
   clear user error and the next query runs on a fresh worker. The server process never runs
   untrusted SQL itself.
-- Workers start with a clean environment (no secrets) and are recycled after
-  ``MAX_QUERIES_PER_WORKER`` queries.
+- Workers start with a clean environment (no secrets), in their own empty network namespace
+  where the OS allows it, and are recycled after ``MAX_QUERIES_PER_WORKER`` queries.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import json
 import os
 import queue
 import select
+import shutil
 import subprocess
 import sys
 import threading
@@ -48,14 +49,36 @@ class WorkerResult:
     rows: list[tuple[Any, ...]]
 
 
+_netns: dict[str, list[str]] = {}
+
+
+def network_isolation_prefix() -> list[str]:
+    """``["unshare", "--net"]`` when this process can start children in a new, empty network
+    namespace (root with util-linux), else ``[]``. Defense in depth: the locked DuckDB
+    connection already refuses network access; a worker in its own namespace has no network
+    even if that failed. Probed once per process."""
+    if "prefix" not in _netns:
+        prefix: list[str] = []
+        unshare = shutil.which("unshare")
+        if unshare and os.geteuid() == 0:
+            try:
+                done = subprocess.run([unshare, "--net", sys.executable, "-I", "-c", "0"],
+                                      capture_output=True, timeout=30, check=False)
+                prefix = [unshare, "--net"] if done.returncode == 0 else []
+            except (OSError, subprocess.SubprocessError):
+                prefix = []
+        _netns["prefix"] = prefix
+    return list(_netns["prefix"])
+
+
 class WorkerProcess:
     def __init__(self, memory_mb: int, threads: int) -> None:
         # A clean environment (no secrets, no PORTAL_* settings); only where the code lives.
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(_CODE_ROOT)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "portal.query.worker", "--memory-mb", str(memory_mb),
-             "--threads", str(threads)],
+            [*network_isolation_prefix(), sys.executable, "-m", "portal.query.worker",
+             "--memory-mb", str(memory_mb), "--threads", str(threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=env, cwd="/", close_fds=True,
         )

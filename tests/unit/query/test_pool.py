@@ -126,3 +126,15 @@ def test_workers_get_a_clean_environment(pool, extract, monkeypatch):
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     names = {item.split(b"=", 1)[0].decode() for item in environ if item}
     assert names <= {"PATH", "LANG", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "LC_CTYPE"}
+
+
+def test_workers_have_no_network_where_the_os_allows_it(pool, extract):
+    from portal.query.pool import network_isolation_prefix
+    from tests.conftest import require_or_skip
+
+    require_or_skip(bool(network_isolation_prefix()), "PORTAL_REQUIRE_ISOLATION",
+                    "network namespaces are not available here")
+    pool.warm()
+    [pid] = pool.worker_pids()
+    assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    assert pool.run(extract, "SELECT count(*) FROM person", 5, 5).rows == [(1000,)]
