@@ -160,10 +160,10 @@ def test_aggregate_download_is_offered_and_audited(stack, browser):
     ctx = Context.open(stack.settings)
     try:
         staff = principal_for_email(ctx.conn, "staff@platform.example")
-        access.grant_access(ctx, staff, "beta-bio", "eunomia", "aggregate", 30)
+        access.grant_access(ctx, staff, "acme-health", "eunomia", "aggregate", 30)
         shots = Shots("aggregate-download")
         page = new_page(browser)
-        sign_in(page, stack, "analyst@beta-bio.example")
+        sign_in(page, stack, "analyst@acme-health.example")
         go(page, stack, "workspace", "SQL workspace")
         run_query(page, "SELECT gender_concept_id, count(*) AS persons FROM person GROUP BY 1")
         page.get_by_text("counts and sums are rounded").wait_for()
@@ -173,7 +173,7 @@ def test_aggregate_download_is_offered_and_audited(stack, browser):
         assert download.value.suggested_filename.startswith("eunomia-")
         wait_idle(page)
         events = audit.list_events(ctx.conn, action="query.download")
-        assert events and events[0].actor == "analyst@beta-bio.example"
+        assert events and events[0].actor == "analyst@acme-health.example"
         page.context.close()
     finally:
         ctx.close()
