@@ -106,7 +106,11 @@ class Worker:
         return con
 
     def run(self, request: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
-        cursor = self.connection(request["path"]).cursor()
+        try:
+            cursor = self.connection(request["path"]).cursor()
+        except self.duckdb.Error:
+            return {"ok": False, "code": "query_failed",
+                    "message": "The governed extract could not be opened."}, None
         limit = float(request["time_limit"])
         timer = threading.Timer(limit, cursor.interrupt)
         soft = int(_cpu_used() + limit * self.threads + 5)

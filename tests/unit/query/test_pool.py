@@ -138,3 +138,12 @@ def test_workers_have_no_network_where_the_os_allows_it(pool, extract):
     [pid] = pool.worker_pids()
     assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
     assert pool.run(extract, "SELECT count(*) FROM person", 5, 5).rows == [(1000,)]
+
+
+def test_a_missing_extract_is_a_clean_failure_without_its_path(pool, extract, tmp_path):
+    missing = str(tmp_path / "gone.duckdb")
+    with pytest.raises(Rejected) as info:
+        pool.run(missing, "SELECT 1", 5, 5)
+    assert info.value.code == "query_failed"
+    assert str(tmp_path) not in info.value.message
+    assert pool.run(extract, "SELECT 1", 5, 5).rows == [(1,)]
