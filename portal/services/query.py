@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from portal import audit
@@ -239,7 +240,7 @@ def can_download(ctx: Context, principal: Principal, dataset_id: str,
     return False
 
 
-def extract_for(ctx: Context, dataset_id: str, tier: str):
+def extract_for(ctx: Context, dataset_id: str, tier: str) -> Path:
     """The governed extract file for ``dataset_id`` at ``tier`` (built if missing) — for staff
     views such as ``portal access list``. Raises NotFound or ConfigError."""
     release, resolved = resolved_tier(ctx, dataset_id, tier)
