@@ -60,8 +60,6 @@ def _stats(times: list[float]) -> tuple[float, float]:
 def server_side(reruns: int, folder: Path) -> None:
     from streamlit.testing.v1 import AppTest
 
-    import sandbox  # noqa: F401  (before AppTest puts pages/, with pages/sandbox.py, on sys.path)
-
     trivial = folder / "trivial_page.py"
     trivial.write_text("import streamlit as st\nst.title('Trivial')\nst.write('hello')\n")
     base_med, base_p95 = _stats(_times(AppTest.from_file(str(trivial), default_timeout=60),

@@ -17,7 +17,7 @@ STARTUP_PAGES = [
     ("catalog.py", "Catalog", "menu_book", "catalog"),
     ("request_access.py", "Request access", "key", "request-access"),
     ("workspace.py", "SQL workspace", "terminal", "workspace"),
-    ("sandbox.py", "Validation sandbox", "science", "sandbox"),
+    ("model_validation.py", "Validation sandbox", "science", "sandbox"),
 ]
 STAFF_PAGES = [
     ("home.py", "Home", "home", "home"),
@@ -33,10 +33,8 @@ WELCOME = [("welcome.py", "Welcome", "login", "welcome")]
 
 
 def page_specs(kind: Kind) -> list[tuple[str, str, str, str]]:
-    """The page specs for a kind of visitor, leaving out page files that do not exist (the
-    sandbox pages arrive separately)."""
-    specs = {"member": STARTUP_PAGES, "staff": STAFF_PAGES}.get(kind, WELCOME)
-    return [s for s in specs if (ROOT / "pages" / s[0]).is_file()]
+    """The page specs for a kind of visitor."""
+    return {"member": STARTUP_PAGES, "staff": STAFF_PAGES}.get(kind, WELCOME)
 
 
 def pages_for(kind: Kind) -> list[st.Page]:

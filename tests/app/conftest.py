@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-# AppTest.from_file("pages/x.py") puts pages/ first on sys.path, where pages/sandbox.py would
-# shadow the top-level `sandbox` package for any later `import sandbox`: import it first.
-import sandbox  # noqa: F401
 from portal.services import demo
 
 

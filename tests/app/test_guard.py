@@ -12,7 +12,7 @@ from tests.app.helpers import ROOT, app, claims, error_codes, texts
 STAFF_ONLY = {"review_queue.py", "teams.py", "grants.py", "audit_log.py", "datasets_admin.py"}
 MEMBER_ONLY = {"catalog.py": False, "request_access.py": True, "workspace.py": True}
 OWN_PAGES = sorted(p.name for p in (ROOT / "pages").glob("*.py")
-                   if p.name not in ("sandbox.py", "validation_runs.py"))
+                   if p.name not in ("model_validation.py", "validation_runs.py"))
 FOUNDER = "founder@gamma-ai.example"
 STAFF = "staff@platform.example"
 

@@ -39,7 +39,7 @@ def home(settings, wdbc_home):
 
 
 def _member_page():
-    at = app("sandbox.py", claims(ANALYST))
+    at = app("model_validation.py", claims(ANALYST))
     at.run()
     at.selectbox(key="sb_task").select("wdbc-malignancy").run()
     return at
@@ -109,7 +109,7 @@ def test_staff_page_is_refused_to_members_and_sandbox_page_to_staff(home):
     at = app("validation_runs.py", claims(ANALYST))
     at.run()
     assert error_codes(at) == ["staff_only"]
-    at = app("sandbox.py", claims(STAFF))
+    at = app("model_validation.py", claims(STAFF))
     at.run()
     assert error_codes(at) == ["member_only"]
 
