@@ -6,7 +6,7 @@ import datetime as dt
 import streamlit as st
 
 from portal import audit
-from portal.ui import admin
+from portal.services import admin
 from portal.ui.csvexport import to_csv
 from portal.ui.session import require_principal
 

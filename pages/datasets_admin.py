@@ -4,8 +4,8 @@ extracts after a policy change."""
 import streamlit as st
 
 from portal.errors import PortalError
-from portal.services import catalog
-from portal.ui import admin, widgets
+from portal.services import admin, catalog
+from portal.ui import widgets
 from portal.ui.errors import show_error
 from portal.ui.session import require_principal
 from portal.ui.text import md_escape

@@ -7,9 +7,9 @@ import streamlit as st
 
 from portal.errors import PortalError
 from portal.identity import Principal
-from portal.services import query
+from portal.services import admin, query
 from portal.services.context import Context
-from portal.ui import admin, results
+from portal.ui import results
 from portal.ui.cache import cached
 from portal.ui.csvexport import to_csv
 from portal.ui.errors import show_error

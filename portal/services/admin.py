@@ -1,5 +1,5 @@
-"""Staff operations behind the Datasets page that have no use case of their own elsewhere yet.
-No streamlit here (the CLI could reuse it)."""
+"""Staff administration use cases: rebuilding extracts after a policy change, reading and
+exporting the audit log, and auditing result downloads."""
 
 from __future__ import annotations
 

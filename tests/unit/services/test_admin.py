@@ -6,7 +6,7 @@ import pytest
 
 from portal import audit
 from portal.errors import Denied
-from portal.ui import admin
+from portal.services import admin
 from tests.factories import make_user
 
 
