@@ -73,11 +73,16 @@ def principal_for_email(conn: sqlite3.Connection, email: str) -> Principal:
     """Resolve a user by e-mail (CLI and automation). Raises NotFound or Denied (suspended)."""
     row = people.get_user_by_email(conn, email)
     if row is None:
-        raise NotFound("unknown_user", f"No portal user has the e-mail address {email!r}.")
-    principal = principal_from_row(conn, row)
-    if principal.status != "active":
-        raise Denied("user_suspended", f"The account {principal.email} is {principal.status}.")
-    return principal
+        error: Denied | NotFound = NotFound(
+            "unknown_user", f"No portal user has the e-mail address {email[:254]!r}.")
+    else:
+        principal = principal_from_row(conn, row)
+        if principal.status == "active":
+            return principal
+        error = Denied("user_suspended", f"The account {principal.email} is {principal.status}.")
+    audit.record(conn, actor=email.strip().lower()[:254] or "anonymous", action="identity.resolve",
+                 decision="denied", reason=error.code, details={"via": "email"})
+    raise error
 
 
 def require_staff(principal: Principal) -> None:

@@ -143,3 +143,20 @@ def test_bind_identity_rebinds_a_demo_persona_and_audits(ctx, settings):
     assert sign_in(ctx, claims("whatever@x", sub="persona-sub"), settings).email == "a@acme.example"
     bind_identity(ctx, "a@acme.example", ISSUER, "persona-sub", actor="devserver")  # idempotent
     assert len(audit.list_events(ctx.conn, action="identity.bind")) == 1
+
+
+def test_unknown_or_suspended_users_named_on_the_cli_are_refused_and_audited(ctx):
+    from portal import audit
+    from portal.errors import Denied, NotFound
+    from portal.identity import principal_for_email
+    from tests.factories import make_user
+
+    make_user(ctx, "gone@x.example", team="acme-health", status="suspended")
+    with pytest.raises(NotFound) as unknown:
+        principal_for_email(ctx.conn, "nobody@x.example")
+    with pytest.raises(Denied) as suspended:
+        principal_for_email(ctx.conn, "gone@x.example")
+    assert (unknown.value.code, suspended.value.code) == ("unknown_user", "user_suspended")
+    events = audit.list_events(ctx.conn, action="identity.resolve")
+    assert {(e.actor, e.reason) for e in events} == {
+        ("nobody@x.example", "unknown_user"), ("gone@x.example", "user_suspended")}
