@@ -84,10 +84,11 @@ def isolation_available() -> bool:
                  "try:\n s.connect(('127.0.0.1',9)); print(os.getuid(),'connected')\n"
                  "except OSError as e: print(os.getuid(), e.errno)")
         try:
-            done = subprocess.run(
-                [*_wrapper(unshare, setpriv, UID_BASE + UID_SPAN, (Path(tempfile.gettempdir()),)),
-                 sys.executable, "-I", "-c", probe],
-                capture_output=True, text=True, timeout=30, check=False)
+            with tempfile.TemporaryDirectory(prefix="portal-probe-") as hidden:
+                done = subprocess.run(
+                    [*_wrapper(unshare, setpriv, UID_BASE + UID_SPAN, (Path(hidden),)),
+                     sys.executable, "-I", "-c", probe],
+                    capture_output=True, text=True, timeout=30, check=False)
             parts = done.stdout.split()
             ok = done.returncode == 0 and parts == [str(UID_BASE + UID_SPAN),
                                                     str(errno.ENETUNREACH)]
@@ -234,17 +235,34 @@ def run_scorer(model_bytes: bytes, features: FeatureSource, input_name: str, lim
     uid = uid_for_job(job_id)
     workdir = _prepare_workdir(_work_base(), uid, model_bytes)
     try:
-        command = _command(isolated, uid, tuple(p for p in hide if p.is_dir()))
+        command = _command(isolated, uid, hide)
         return _run_in(workdir, uid, command, isolated, features, input_name, limits)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _needed_by_scorer() -> tuple[Path, ...]:
+    """What the scorer process must still reach: the interpreter, its packages, the scorer."""
+    import onnxruntime
+
+    return tuple(Path(p).resolve() for p in (
+        sys.executable, os.path.realpath(sys.executable), sys.prefix, sys.base_prefix,
+        SCORER, Path(onnxruntime.__file__).parent, Path(np.__file__).parent, _work_base()))
+
+
+def hideable(paths: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The folders of ``paths`` that can be hidden from the scorer: existing ones that do not
+    hold anything the scorer needs (a checkout under /tmp or /var/tmp must stay reachable)."""
+    needed = _needed_by_scorer()
+    return tuple(p for p in paths if p.is_dir()
+                 and not any(n == p.resolve() or n.is_relative_to(p.resolve()) for n in needed))
 
 
 def _command(isolated: bool, uid: int, hide: tuple[Path, ...]) -> list[str]:
     command = [sys.executable, "-I", str(SCORER)]
     if isolated:
         command = [*_wrapper(_tool("unshare") or "unshare", _tool("setpriv") or "setpriv", uid,
-                             hide), *command]
+                             hideable(hide)), *command]
     return command
 
 

@@ -130,3 +130,15 @@ def test_hidden_folders_are_empty_and_unreadable_to_the_scorer(tmp_path):
     assert "secret rows" not in out and "read-denied" in out
     assert "holdout.duckdb" not in out
     assert (home / "holdout.duckdb").read_text() == "secret rows"  # untouched on the host
+
+
+def test_folders_holding_the_interpreter_are_never_hidden_from_the_scorer(tmp_path):
+    """A checkout (and its virtual environment) may live under /tmp or /var/tmp: hiding that
+    folder would leave the scorer without Python."""
+    import sys
+    from pathlib import Path
+
+    from sandbox.isolation import hideable
+
+    prefix = Path(sys.prefix).resolve()
+    assert hideable((prefix, prefix.parent, tmp_path, tmp_path / "missing")) == (tmp_path,)
