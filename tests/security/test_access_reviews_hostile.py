@@ -9,21 +9,6 @@ from tests.factories import make_user
 from tests.factories_access import make_grant, policy_ctx, refused, submit
 
 
-@pytest.fixture
-def actx(ctx, tmp_path):
-    return policy_ctx(ctx, tmp_path / "policies")
-
-
-@pytest.fixture
-def who(actx):
-    return {
-        "acme": make_user(actx, "analyst@acme-health.example", team="acme-health"),
-        "gamma": make_user(actx, "founder@gamma-ai.example", team="gamma-ai"),
-        "staff": make_user(actx, "staff@platform.example", role="staff"),
-        "reviewer": make_user(actx, "reviewer@platform.example", role="staff"),
-    }
-
-
 def test_member_cannot_approve_even_their_own_request(actx, who):
     made = submit(actx, who["acme"])
     refused(actx, lambda: svc.approve_request(actx, who["acme"], made["id"], days=10), Denied,
