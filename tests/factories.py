@@ -74,3 +74,15 @@ def make_release(ctx: Context, dataset_id: str, dev_sql: dict[str, str],
                      relative_directory=str(rel_dir), manifest_hash="test", built_by="test",
                      summary={})
     return current_release(ctx.conn, ctx.settings, dataset_id)
+
+
+def release_shape(version: str, tables: dict[str, tuple[tuple[str, ...], str | None]]) -> Release:
+    """A Release describing only table and column names (no files), for tests of policy
+    resolution and query rewriting. ``tables`` maps name → (column names, person column)."""
+    from portal.catalog.releases import ReleaseColumn, ReleaseTable
+
+    return Release(
+        dataset_id="test", version=version, directory=Path("/nonexistent"), built_at="", card={},
+        tables={name: ReleaseTable(name, tuple(ReleaseColumn(c, "VARCHAR", "clinical")
+                                               for c in columns), person, 0, 0)
+                for name, (columns, person) in tables.items()})

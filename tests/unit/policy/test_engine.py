@@ -3,34 +3,20 @@ The truth table below is the one in access_policies/README.md."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from portal.errors import NotFound
 from portal.policy.engine import resolve_tier
 from portal.policy.model import DatasetPolicy
+from tests.factories import release_shape
 
-
-@dataclass(frozen=True)
-class _Table:
-    name: str
-    column_names: tuple[str, ...]
-    person_column: str | None = "person_id"
-
-
-@dataclass(frozen=True)
-class _Release:
-    version: str
-    tables: dict
-
-
-RELEASE = _Release("v1", {
-    "person": _Table("person", ("person_id", "year_of_birth", "month_of_birth",
-                                "person_source_value")),
-    "visit": _Table("visit", ("person_id", "visit_date", "visit_source_value")),
-    "concept": _Table("concept", ("concept_id", "concept_name"), None),
-})
+_TABLES = {
+    "person": (("person_id", "year_of_birth", "month_of_birth", "person_source_value"),
+               "person_id"),
+    "visit": (("person_id", "visit_date", "visit_source_value"), "person_id"),
+    "concept": (("concept_id", "concept_name"), None),
+}
+RELEASE = release_shape("v1", _TABLES)
 
 
 def policy(tables: dict) -> DatasetPolicy:
@@ -128,7 +114,7 @@ def test_spec_json_is_deterministic_and_key_changes_with_release_and_spec():
     b = resolve_tier(policy(dict(reversed(list({"*": STAR_ALL}.items())))), "t", RELEASE)
     assert a.spec_json() == b.spec_json()
     assert a.extract_key() == b.extract_key()
-    other_release = resolve_tier(policy(tables), "t", _Release("v2", RELEASE.tables))
+    other_release = resolve_tier(policy(tables), "t", release_shape("v2", _TABLES))
     assert other_release.extract_key() != a.extract_key()
     narrower = resolve_tier(policy({"*": {"allow_columns": ["*"],
                                           "deny_columns": ["visit_date"]}}), "t", RELEASE)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import duckdb
 import pytest
 
@@ -12,26 +10,12 @@ from portal.policy.engine import resolve_tier
 from portal.policy.model import DatasetPolicy
 from portal.query import disclosure
 from portal.query.preflight import preflight
+from tests.factories import release_shape
 
-
-@dataclass(frozen=True)
-class _Table:
-    name: str
-    column_names: tuple[str, ...]
-    person_column: str | None = "person_id"
-
-
-@dataclass(frozen=True)
-class _Release:
-    version: str
-    tables: dict
-
-
-RELEASE = _Release("v1", {
-    "person": _Table("person", ("person_id", "gender_concept_id", "year_of_birth")),
-    "condition_occurrence": _Table("condition_occurrence",
-                                   ("person_id", "condition_concept_id", "value")),
-    "concept": _Table("concept", ("concept_id", "concept_name"), None),
+RELEASE = release_shape("v1", {
+    "person": (("person_id", "gender_concept_id", "year_of_birth"), "person_id"),
+    "condition_occurrence": (("person_id", "condition_concept_id", "value"), "person_id"),
+    "concept": (("concept_id", "concept_name"), None),
 })
 POLICY = DatasetPolicy.model_validate({
     "dataset": "demo", "terms": "t",
