@@ -4,21 +4,17 @@ with classifications, row counts, the de-identification report with an age and s
 
 import streamlit as st
 
-from portal.errors import NotFound, PortalError
+from portal.errors import NotFound
 from portal.services import catalog, policies
 from portal.ui import catalog as sections
 from portal.ui.cache import cached
-from portal.ui.errors import show_error
+from portal.ui.errors import or_stop
 from portal.ui.session import require_principal
 
 me, ctx = require_principal("any", page="catalog")
 st.title("Catalog")
 
-try:
-    datasets = cached(me, ("datasets",), 30, lambda: catalog.list_datasets(ctx, me))
-except PortalError as exc:
-    show_error(exc)
-    st.stop()
+datasets = or_stop(lambda: cached(me, ("datasets",), 30, lambda: catalog.list_datasets(ctx, me)))
 if not datasets:
     st.info("No datasets yet.")
     st.stop()
@@ -26,11 +22,7 @@ if not datasets:
 titles = {d["id"]: f"{d['title']} ({d['id']})" + ("" if d["status"] == "released"
                                                   else " — no release yet") for d in datasets}
 dataset_id = st.selectbox("Dataset", list(titles), format_func=titles.get, key="catalog_dataset")
-try:
-    card = catalog.describe_dataset(ctx, me, dataset_id)
-except PortalError as exc:
-    show_error(exc)
-    st.stop()
+card = or_stop(lambda: catalog.describe_dataset(ctx, me, dataset_id))
 try:
     policy = policies.dataset_policy(ctx, dataset_id)
 except NotFound:

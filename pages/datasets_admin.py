@@ -6,7 +6,7 @@ import streamlit as st
 from portal.errors import PortalError
 from portal.services import admin, catalog
 from portal.ui import widgets
-from portal.ui.errors import show_error
+from portal.ui.errors import or_stop, show_error
 from portal.ui.session import require_principal
 from portal.ui.text import md_escape
 
@@ -14,22 +14,14 @@ me, ctx = require_principal("staff", page="datasets")
 st.title("Datasets")
 widgets.show_flash()
 
-try:
-    datasets = catalog.list_datasets(ctx, me)
-except PortalError as exc:
-    show_error(exc)
-    st.stop()
+datasets = or_stop(lambda: catalog.list_datasets(ctx, me))
 st.dataframe([{"dataset": d["id"], "title": d["title"], "release": d["release_version"],
                "built": d["built_at"], "persons": d["persons"], "tables": d["tables"],
                "rows": d["rows"], "status": d["status"]} for d in datasets],
              hide_index=True, width="stretch")
 
 dataset_id = st.selectbox("Dataset", [d["id"] for d in datasets], key="admin_dataset")
-try:
-    card = catalog.describe_dataset(ctx, me, dataset_id)
-except PortalError as exc:
-    show_error(exc)
-    st.stop()
+card = or_stop(lambda: catalog.describe_dataset(ctx, me, dataset_id))
 st.subheader("Releases")
 history = (card.get("release") or {}).get("history") or []
 if history:

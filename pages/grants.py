@@ -5,18 +5,14 @@ import streamlit as st
 from portal.errors import PortalError
 from portal.services import access
 from portal.ui import widgets
-from portal.ui.errors import show_error
+from portal.ui.errors import or_stop, show_error
 from portal.ui.session import require_principal
 
 me, ctx = require_principal("staff", page="grants")
 st.title("Grants")
 widgets.show_flash()
 
-try:
-    every = access.list_grants(ctx, me)
-except PortalError as exc:
-    show_error(exc)
-    st.stop()
+every = or_stop(lambda: access.list_grants(ctx, me))
 
 BUCKETS = {"active": "Active", "expiring_soon": "Expiring soon", "expired": "Expired",
            "revoked": "Revoked"}

@@ -9,7 +9,7 @@ import streamlit as st
 from portal.errors import PortalError
 from portal.services import sandbox
 from portal.ui import widgets
-from portal.ui.errors import show_error
+from portal.ui.errors import or_stop, show_error
 from portal.ui.session import require_principal
 
 me, ctx = require_principal("member", page="sandbox")
@@ -18,11 +18,7 @@ st.caption("Your model is scored on held-out data your team never sees, in isola
            "figures come back — after staff review where the task requires it.")
 widgets.show_flash()
 
-try:
-    cards = sandbox.tasks(ctx)
-except PortalError as exc:
-    show_error(exc)
-    st.stop()
+cards = or_stop(lambda: sandbox.tasks(ctx))
 if not cards:
     st.info("No validation tasks are published yet.")
     st.stop()
@@ -95,11 +91,7 @@ reportable = [r["id"] for r in runs if r["report_available"]]
 if reportable:
     st.header("Report")
     run_id = st.selectbox("Run", reportable, key="sb_report_run")
-    try:
-        report = sandbox.report(ctx, me, run_id)
-    except PortalError as exc:
-        show_error(exc)
-        st.stop()
+    report = or_stop(lambda: sandbox.report(ctx, me, run_id))
     overall = report["metrics"]["overall"]
     for message in report["metrics"]["messages"]:
         st.warning(message)

@@ -6,7 +6,7 @@ import streamlit as st
 from portal.errors import PortalError
 from portal.services import access, policies
 from portal.ui import widgets
-from portal.ui.errors import show_error
+from portal.ui.errors import or_stop, show_error
 from portal.ui.session import require_principal
 from portal.ui.text import md_escape
 
@@ -14,11 +14,7 @@ me, ctx = require_principal("member", page="request_access")
 st.title("Request access")
 widgets.show_flash()
 
-try:
-    loaded = policies.policies(ctx)
-except PortalError as exc:
-    show_error(exc)
-    st.stop()
+loaded = or_stop(lambda: policies.policies(ctx))
 
 dataset = st.selectbox("Dataset", sorted(loaded), key="request_dataset")
 policy = loaded[dataset]
@@ -49,11 +45,7 @@ if submitted:
         show_error(exc)
 
 st.header("Your team's requests")
-try:
-    team_requests = access.list_requests(ctx, me)
-except PortalError as exc:
-    show_error(exc)
-    st.stop()
+team_requests = or_stop(lambda: access.list_requests(ctx, me))
 widgets.requests_table(team_requests)
 
 # Follow one request; a deep link (?request=N) may name any id: the service decides (and audits

@@ -7,7 +7,7 @@ import streamlit as st
 from portal.errors import PortalError
 from portal.services import access
 from portal.ui import widgets
-from portal.ui.errors import show_error
+from portal.ui.errors import or_stop, show_error
 from portal.ui.session import require_principal
 from portal.ui.text import md_escape
 
@@ -15,11 +15,7 @@ me, ctx = require_principal("staff", page="review_queue")
 st.title("Review queue")
 widgets.show_flash()
 
-try:
-    queue = access.review_queue(ctx, me)
-except PortalError as exc:
-    show_error(exc)
-    st.stop()
+queue = or_stop(lambda: access.review_queue(ctx, me))
 if not queue:
     st.info("No open requests.")
 

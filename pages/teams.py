@@ -6,7 +6,7 @@ import streamlit as st
 from portal.errors import PortalError
 from portal.services import people
 from portal.ui import widgets
-from portal.ui.errors import show_error
+from portal.ui.errors import or_stop, show_error
 from portal.ui.session import require_principal
 from portal.ui.text import md_escape
 
@@ -24,11 +24,7 @@ def attempt(call, done: str) -> None:
     widgets.flash(done)
 
 
-try:
-    teams = people.list_teams(ctx, me)
-except PortalError as exc:
-    show_error(exc)
-    st.stop()
+teams = or_stop(lambda: people.list_teams(ctx, me))
 
 for team in teams:
     label = f"{team['name']} ({team['team']}) · {team['status']} · {len(team['members'])} members"

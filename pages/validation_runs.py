@@ -7,7 +7,7 @@ import streamlit as st
 from portal.errors import PortalError
 from portal.services import sandbox
 from portal.ui import widgets
-from portal.ui.errors import show_error
+from portal.ui.errors import or_stop, show_error
 from portal.ui.session import require_principal
 
 me, ctx = require_principal("staff", page="validation-runs")
@@ -18,11 +18,7 @@ STATUSES = ["awaiting_review", "queued", "running", "completed", "released", "wi
             "failed", "all"]
 status = st.selectbox("Show", STATUSES, format_func=lambda s: s.replace("_", " "),
                       key="vr_status")
-try:
-    runs = sandbox.list_runs(ctx, me, status=None if status == "all" else status)
-except PortalError as exc:
-    show_error(exc)
-    st.stop()
+runs = or_stop(lambda: sandbox.list_runs(ctx, me, status=None if status == "all" else status))
 if not runs:
     st.text("No runs.")
 else:
@@ -62,11 +58,7 @@ else:
                 show_error(exc)
 
 st.header("Re-run on the current release")
-try:
-    cards = sandbox.tasks(ctx)
-except PortalError as exc:
-    show_error(exc)
-    st.stop()
+cards = or_stop(lambda: sandbox.tasks(ctx))
 task_id = st.selectbox("Task", list(cards), key="vr_rerun_task")
 if st.button("Re-run every team's latest released model", key="vr_rerun"):
     try:

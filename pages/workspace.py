@@ -4,20 +4,15 @@ a quick chart, history and saved queries, download only where the tier allows.""
 
 import streamlit as st
 
-from portal.errors import PortalError
 from portal.services import access
 from portal.ui import workspace
-from portal.ui.errors import show_error
+from portal.ui.errors import or_stop
 from portal.ui.session import require_principal
 
 me, ctx = require_principal("member", page="workspace")
 st.title("SQL workspace")
 
-try:
-    labels = workspace.dataset_labels(access.list_grants(ctx, me))
-except PortalError as exc:
-    show_error(exc)
-    st.stop()
+labels = or_stop(lambda: workspace.dataset_labels(access.list_grants(ctx, me)))
 if not labels and not st.query_params.get("dataset"):
     st.info("Your team has no grant yet. Use Request access to ask for a dataset.")
     st.stop()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
+from typing import TypeVar
 
 import streamlit as st
 
@@ -11,6 +13,7 @@ from portal.errors import InternalError, PortalError, public_error
 from portal.ui.text import md_escape
 
 log = logging.getLogger("portal.ui")
+T = TypeVar("T")
 
 
 def error_text(exc: BaseException) -> str:
@@ -27,3 +30,14 @@ def error_text(exc: BaseException) -> str:
 def show_error(exc: BaseException) -> None:
     """Render an error box for ``exc`` (see :func:`error_text`)."""
     st.error(md_escape(error_text(exc)), icon=":material/block:")
+
+
+def or_stop(load: Callable[[], T]) -> T:
+    """Run ``load`` (a service call the rest of the page needs); on a user-facing or internal
+    portal error show it and stop the page there."""
+    try:
+        return load()
+    except PortalError as exc:
+        show_error(exc)
+        st.stop()
+        raise  # st.stop() raises; this keeps type checkers and readers sure nothing follows
