@@ -50,9 +50,9 @@ def insert_model(conn: sqlite3.Connection, **fields: Any) -> int:
     fields.setdefault("uploaded_at", utcnow())
     names = ", ".join(fields)
     marks = ", ".join("?" for _ in fields)
-    cur = conn.execute(f"INSERT INTO sandbox_models ({names}) VALUES ({marks})",
+    cur = conn.execute(f"INSERT INTO sandbox_models ({names}) VALUES ({marks}) RETURNING id",
                        tuple(fields.values()))
-    return int(cur.lastrowid)
+    return int(cur.fetchone()[0])
 
 
 def insert_run(conn: sqlite3.Connection, *, kind: str, card: TaskCard, team: str,
@@ -60,11 +60,12 @@ def insert_run(conn: sqlite3.Connection, *, kind: str, card: TaskCard, team: str
     cur = conn.execute(
         "INSERT INTO sandbox_runs (kind, task_id, task_version, protocol_hash, team, requested_by,"
         " model_id, status, review_required, rerun_of, shuffle_seed, created_at, day)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING id",
         (kind, card.id, card.version, card.protocol_hash, team, requested_by, model_id,
          int(card.review_required and kind == "validation"), rerun_of, card.shuffle_seed,
          utcnow(), today()))
-    return int(cur.lastrowid)
+    run_id = int(cur.fetchone()[0])
+    return run_id
 
 
 def insert_attempt(conn: sqlite3.Connection, *, team: str, task_id: str, kind: str,
