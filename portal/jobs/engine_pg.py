@@ -1,0 +1,139 @@
+"""The job engine on PostgreSQL: procrastinate, sharing the store's database.
+
+- Jobs are deferred on the store connection inside the caller's transaction (procrastinate's
+  ``connection=`` option), under a savepoint so that a job already waiting with the same
+  queueing lock leaves the caller's transaction intact.
+- ``portal worker`` is a procrastinate worker: it listens for new jobs (LISTEN/NOTIFY), sends
+  heartbeats, retries tasks that raise :class:`portal.jobs.RetryLater` or lose the store, and
+  defers the periodic tasks (sweep every ``worker_sweep_seconds``, re-validation on
+  ``revalidate_cron``) once per slot across all workers.
+- The sweep also hands jobs of stalled workers (no heartbeat) back to the queue, the recovery
+  procrastinate documents for workers that died.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import procrastinate
+from procrastinate import exceptions as pq_exceptions
+from procrastinate import sql as pq_sql
+
+from portal.jobs import RetryLater
+from portal.jobs.tasks import HANDLERS, QUEUES
+from portal.store.db import OperationalError, connect, utcnow
+
+log = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 2.0
+STALLED_AFTER_SECONDS = 10.0
+RETRY = procrastinate.RetryStrategy(max_attempts=50, wait=2,
+                                    retry_exceptions={RetryLater, OperationalError})
+_apps: dict[tuple[str, int, str], procrastinate.App] = {}
+_state = threading.local()
+
+
+class _Worker:
+    """What the task functions of a running worker need."""
+
+    settings: Any = None
+    owner: str = ""
+    finished = 0
+    lock = threading.Lock()
+
+
+def _store(settings: Any) -> Any:
+    conn = getattr(_state, "conn", None)
+    if conn is None or conn.closed:
+        conn = _state.conn = connect(settings.store_target, settings)
+    return conn
+
+
+def _task_function(name: str) -> Callable[..., None]:
+    def run(**kwargs: Any) -> None:
+        kwargs.pop("timestamp", None)  # given to periodic tasks
+        done = HANDLERS[name](_Worker.settings, _store(_Worker.settings), _Worker.owner,
+                              **kwargs)
+        with _Worker.lock:
+            _Worker.finished += int(done or 0)
+
+    run.__name__ = name.replace(".", "_")
+    return run
+
+
+def app_for(url: str, sweep_seconds: int = 15, revalidate_cron: str = "") -> procrastinate.App:
+    """The procrastinate app of one store database (made once per process)."""
+    key = (url, sweep_seconds, revalidate_cron)
+    if key not in _apps:
+        app = procrastinate.App(connector=procrastinate.PsycopgConnector(
+            conninfo=url, kwargs={"autocommit": True}, min_size=1, max_size=4))
+        tasks = {name: app.task(name=name, queue=QUEUES[name], retry=RETRY,
+                                pass_context=False)(_task_function(name)) for name in HANDLERS}
+        app.periodic(cron=f"*/{sweep_seconds} * * * * *",
+                     periodic_id="sweep")(tasks["validation.sweep"])
+        if revalidate_cron:
+            app.periodic(cron=revalidate_cron,
+                         periodic_id="revalidate")(tasks["validation.revalidate"])
+        _apps[key] = app
+    return _apps[key]
+
+
+def defer(conn: Any, task: str, key: str | None, delay: float, args: dict[str, Any]) -> bool:
+    """Defer on the store connection, in the caller's transaction (see module doc)."""
+    options: dict[str, Any] = {"connection": conn.raw, "queueing_lock": key}
+    if delay:
+        options["schedule_in"] = {"seconds": int(delay) or 1}
+    deferrer = app_for(conn.url).configure_task(task, **options)
+    inside = conn.in_transaction
+    if inside:
+        conn.execute("SAVEPOINT portal_defer")
+    try:
+        deferrer.defer(**json.loads(json.dumps(args)))
+    except pq_exceptions.AlreadyEnqueued:
+        if inside:
+            conn.execute("ROLLBACK TO SAVEPOINT portal_defer")
+        return False
+    if inside:
+        conn.execute("RELEASE SAVEPOINT portal_defer")
+    return True
+
+
+def retry_stalled_jobs(conn: Any) -> list[int]:
+    """Jobs left ``doing`` by workers without a recent heartbeat go back to ``todo``."""
+    sync = app_for(conn.url).connector.get_sync_connector()
+    stalled = sync.execute_query_all_with_connection(
+        conn.raw, query=pq_sql.queries["select_stalled_jobs_by_heartbeat"], queue=None,
+        task_name=None, seconds_since_heartbeat=STALLED_AFTER_SECONDS)
+    retried = []
+    for job in stalled:
+        sync.execute_query_all_with_connection(
+            conn.raw, query=pq_sql.queries["retry_job"], job_id=job["id"],
+            retry_at=datetime.now(UTC),
+            new_priority=None, new_queue_name=None, new_lock=None)
+        retried.append(int(job["id"]))
+    if retried:
+        log.warning("jobs %s of stalled workers were queued again at %s", retried, utcnow())
+    return retried
+
+
+def run_worker(settings: Any, *, once: bool, stop: Callable[[], bool] | None,
+               owner: str, queues: list[str] | None = None) -> int:
+    """A procrastinate worker on the store database (see :func:`portal.jobs.run_worker`).
+
+    ``stop`` is not polled here: a worker that is not ``once`` stops on SIGINT/SIGTERM."""
+    del stop
+    _Worker.settings, _Worker.owner, _Worker.finished = settings, owner, 0
+    app = app_for(settings.database_url, settings.worker_sweep_seconds,
+                  settings.revalidate_cron)
+    if once:  # deal with dead workers' runs, then drain what is ready
+        HANDLERS["validation.sweep"](settings, _store(settings), owner)
+    app.run_worker(queues=queues, name=owner, concurrency=1, wait=not once,
+                   update_heartbeat_interval=HEARTBEAT_SECONDS,
+                   stalled_worker_timeout=STALLED_AFTER_SECONDS,
+                   fetch_job_polling_interval=1.0, listen_notify=True,
+                   install_signal_handlers=not once)
+    return _Worker.finished
