@@ -47,10 +47,21 @@ class _Worker:
 
 
 def _store(settings: Any) -> Any:
-    conn = getattr(_state, "conn", None)
-    if conn is None or conn.closed:
-        conn = _state.conn = connect(settings.store_target, settings)
+    """This thread's store connection (one per worker thread, reopened when lost)."""
+    target, conn = getattr(_state, "store", (None, None))
+    if conn is None or conn.closed or target != settings.store_target:
+        if conn is not None and not conn.closed:
+            conn.close()
+        conn = connect(settings.store_target, settings)
+        _state.store = (settings.store_target, conn)
     return conn
+
+
+def _close_store() -> None:
+    _, conn = getattr(_state, "store", (None, None))
+    if conn is not None and not conn.closed:
+        conn.close()
+    _state.store = (None, None)
 
 
 def _task_function(name: str) -> Callable[..., None]:
@@ -70,7 +81,7 @@ def app_for(url: str, sweep_seconds: int = 15, revalidate_cron: str = "") -> pro
     key = (url, sweep_seconds, revalidate_cron)
     if key not in _apps:
         app = procrastinate.App(connector=procrastinate.PsycopgConnector(
-            conninfo=url, kwargs={"autocommit": True}, min_size=1, max_size=4))
+            conninfo=url, min_size=1, max_size=4))
         tasks = {name: app.task(name=name, queue=QUEUES[name], retry=RETRY,
                                 pass_context=False)(_task_function(name)) for name in HANDLERS}
         app.periodic(cron=f"*/{sweep_seconds} * * * * *",
@@ -110,10 +121,15 @@ def retry_stalled_jobs(conn: Any) -> list[int]:
         task_name=None, seconds_since_heartbeat=STALLED_AFTER_SECONDS)
     retried = []
     for job in stalled:
-        sync.execute_query_all_with_connection(
-            conn.raw, query=pq_sql.queries["retry_job"], job_id=job["id"],
-            retry_at=datetime.now(UTC),
-            new_priority=None, new_queue_name=None, new_lock=None)
+        try:
+            sync.execute_query_all_with_connection(
+                conn.raw, query=pq_sql.queries["retry_job"], job_id=job["id"],
+                retry_at=datetime.now(UTC), new_priority=None, new_queue_name=None,
+                new_lock=None)
+        except pq_exceptions.UniqueViolation:  # the same work already waits in another job
+            sync.execute_query_all_with_connection(
+                conn.raw, query=pq_sql.queries["finish_job"], job_id=job["id"],
+                status="failed", delete_job=False)
         retried.append(int(job["id"]))
     if retried:
         log.warning("jobs %s of stalled workers were queued again at %s", retried, utcnow())
@@ -131,6 +147,7 @@ def run_worker(settings: Any, *, once: bool, stop: Callable[[], bool] | None,
                   settings.revalidate_cron)
     if once:  # deal with dead workers' runs, then drain what is ready
         HANDLERS["validation.sweep"](settings, _store(settings), owner)
+        _close_store()
     app.run_worker(queues=queues, name=owner, concurrency=1, wait=not once,
                    update_heartbeat_interval=HEARTBEAT_SECONDS,
                    stalled_worker_timeout=STALLED_AFTER_SECONDS,
