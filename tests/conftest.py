@@ -141,6 +141,9 @@ class TemplateHomes:
         if settings.database_url:
             drop_database(settings.database_url.rsplit("/", 1)[1])
         _clones.append(name)
+        # processes started by the test read the store from the environment (the `settings`
+        # fixture's monkeypatch restores the variable afterwards)
+        os.environ["PORTAL_DATABASE_URL"] = url
         return dataclasses.replace(settings, database_url=url)
 
 
