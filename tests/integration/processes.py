@@ -3,6 +3,7 @@ something, and kill a process with everything it started (as a machine that dies
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -48,10 +49,8 @@ def kill_tree(proc: subprocess.Popen) -> None:
     below = descendants(proc.pid)
     proc.kill()
     for pid in below:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     proc.wait(30)
 
 

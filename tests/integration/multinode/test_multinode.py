@@ -11,6 +11,7 @@ with its own PORTAL_HOME, sharing one PostgreSQL store, one storage root and one
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -68,8 +69,9 @@ class Service:
     def __init__(self, env: dict[str, str], home, log):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.integration.multinode.service"], cwd=ROOT,
-            env={**__import__("os").environ, **env, "PORTAL_HOME": str(home)},
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(log, "ab"), text=True)
+            env={**os.environ, **env, "PORTAL_HOME": str(home)},
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=open(log, "ab"), text=True)  # noqa: SIM115 - kept by the child
         self.replies: dict[int, dict] = {}
         self._lock = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
