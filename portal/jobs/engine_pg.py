@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -148,9 +149,33 @@ def run_worker(settings: Any, *, once: bool, stop: Callable[[], bool] | None,
     if once:  # deal with dead workers' runs, then drain what is ready
         HANDLERS["validation.sweep"](settings, _store(settings), owner)
         _close_store()
-    app.run_worker(queues=queues, name=owner, concurrency=1, wait=not once,
-                   update_heartbeat_interval=HEARTBEAT_SECONDS,
-                   stalled_worker_timeout=STALLED_AFTER_SECONDS,
-                   fetch_job_polling_interval=1.0, listen_notify=True,
-                   install_signal_handlers=not once)
+    options = {"queues": queues, "name": owner, "concurrency": 1, "wait": not once,
+               "update_heartbeat_interval": HEARTBEAT_SECONDS,
+               "stalled_worker_timeout": STALLED_AFTER_SECONDS,
+               "fetch_job_polling_interval": 1.0, "listen_notify": True,
+               "install_signal_handlers": not once}
+    _run_outside_event_loop(lambda: app.run_worker(**options))
     return _Worker.finished
+
+
+def _run_outside_event_loop(work: Callable[[], None]) -> None:
+    """procrastinate's worker runs its own event loop; a caller already inside one (a server,
+    a notebook) gets the worker on a thread of its own, errors passed back."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        work()
+        return
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as exc:  # re-raised in the caller below
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="job-worker")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
