@@ -77,14 +77,30 @@ def _task_function(name: str) -> Callable[..., None]:
     return run
 
 
-def app_for(url: str, sweep_seconds: int = 15, revalidate_cron: str = "") -> procrastinate.App:
-    """The procrastinate app of one store database (made once per process)."""
-    key = (url, sweep_seconds, revalidate_cron)
+def _with_tasks(app: procrastinate.App) -> dict[str, Any]:
+    return {name: app.task(name=name, queue=QUEUES[name], retry=RETRY,
+                           pass_context=False)(_task_function(name)) for name in HANDLERS}
+
+
+def defer_app(url: str) -> procrastinate.App:
+    """The app used to defer jobs and run procrastinate's queries on a store connection we
+    pass in. Its connector is synchronous and never opened: everything it runs goes through
+    the given connection (a worker's own app, once open, would route them to its event loop)."""
+    key = ("defer", url, 0, "")
+    if key not in _apps:
+        app = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=url))
+        _with_tasks(app)
+        _apps[key] = app
+    return _apps[key]
+
+
+def worker_app(url: str, sweep_seconds: int, revalidate_cron: str) -> procrastinate.App:
+    """The app a worker runs: the tasks plus the periodic sweep and re-validation."""
+    key = ("worker", url, sweep_seconds, revalidate_cron)
     if key not in _apps:
         app = procrastinate.App(connector=procrastinate.PsycopgConnector(
             conninfo=url, min_size=1, max_size=4))
-        tasks = {name: app.task(name=name, queue=QUEUES[name], retry=RETRY,
-                                pass_context=False)(_task_function(name)) for name in HANDLERS}
+        tasks = _with_tasks(app)
         app.periodic(cron=f"*/{sweep_seconds} * * * * *",
                      periodic_id="sweep")(tasks["validation.sweep"])
         if revalidate_cron:
@@ -99,7 +115,7 @@ def defer(conn: Any, task: str, key: str | None, delay: float, args: dict[str, A
     options: dict[str, Any] = {"connection": conn.raw, "queueing_lock": key}
     if delay:
         options["schedule_in"] = {"seconds": int(delay) or 1}
-    deferrer = app_for(conn.url).configure_task(task, **options)
+    deferrer = defer_app(conn.url).configure_task(task, **options)
     inside = conn.in_transaction
     if inside:
         conn.execute("SAVEPOINT portal_defer")
@@ -116,7 +132,7 @@ def defer(conn: Any, task: str, key: str | None, delay: float, args: dict[str, A
 
 def retry_stalled_jobs(conn: Any) -> list[int]:
     """Jobs left ``doing`` by workers without a recent heartbeat go back to ``todo``."""
-    sync = app_for(conn.url).connector.get_sync_connector()
+    sync = defer_app(conn.url).connector
     stalled = sync.execute_query_all_with_connection(
         conn.raw, query=pq_sql.queries["select_stalled_jobs_by_heartbeat"], queue=None,
         task_name=None, seconds_since_heartbeat=STALLED_AFTER_SECONDS)
@@ -144,8 +160,8 @@ def run_worker(settings: Any, *, once: bool, stop: Callable[[], bool] | None,
     ``stop`` is not polled here: a worker that is not ``once`` stops on SIGINT/SIGTERM."""
     del stop
     _Worker.settings, _Worker.owner, _Worker.finished = settings, owner, 0
-    app = app_for(settings.database_url, settings.worker_sweep_seconds,
-                  settings.revalidate_cron)
+    app = worker_app(settings.database_url, settings.worker_sweep_seconds,
+                     settings.revalidate_cron)
     if once:  # deal with dead workers' runs, then drain what is ready
         HANDLERS["validation.sweep"](settings, _store(settings), owner)
         _close_store()

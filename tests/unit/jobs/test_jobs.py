@@ -57,3 +57,26 @@ def test_local_engine_claims_once_and_takes_back_a_dead_workers_job(ctx):
     row = ctx.conn.execute("SELECT status, lease_owner, attempts FROM jobs WHERE id = ?",
                            (first["id"],)).fetchone()
     assert tuple(row) == ("doing", "other", 2)
+
+
+@pytest.mark.parametrize("store_engine", ["postgresql"])
+def test_tasks_of_a_running_postgresql_worker_can_defer_and_sweep(ctx):
+    """Inside a worker the app's connector is open on an event loop; deferring and the stalled
+    job recovery must still run on the store connection they are given."""
+    import asyncio
+
+    from portal.jobs import engine_pg
+
+    app = engine_pg.worker_app(ctx.settings.database_url, ctx.settings.worker_sweep_seconds,
+                               ctx.settings.revalidate_cron)
+
+    def task_body() -> None:
+        assert jobs.defer(ctx.conn, "validation.run", key="run:3", run_id=3)
+        engine_pg.retry_stalled_jobs(ctx.conn)
+
+    async def as_a_worker() -> None:
+        async with app.open_async():
+            await asyncio.to_thread(task_body)
+
+    asyncio.run(as_a_worker())
+    assert _waiting(ctx.conn, "validation.run") == 1
