@@ -66,15 +66,18 @@ def record(conn: sqlite3.Connection, *, actor: str, action: str, decision: str,
     }
     scope = nullcontext(conn) if conn.in_transaction else transaction(conn)
     with scope:
-        row = conn.execute("SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1").fetchone()
+        row = conn.execute(
+            "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1").fetchone()
         prev = row["hash"] if row else GENESIS
         digest = _event_hash(prev, fields)
+        # The id is the head's plus one, chosen under the write lock: ids stay gapless on both
+        # engines (a PostgreSQL sequence would skip numbers after a rollback).
         cur = conn.execute(
-            "INSERT INTO audit_events (at, actor, team, action, target, decision, reason, details,"
-            " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*[fields[f] for f in _FIELDS], prev, digest),
+            "INSERT INTO audit_events (id, at, actor, team, action, target, decision, reason,"
+            " details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            ((int(row["id"]) + 1) if row else 1, *[fields[f] for f in _FIELDS], prev, digest),
         )
-        return int(cur.lastrowid)
+        return int(cur.fetchone()[0])
 
 
 def _row_to_event(row: sqlite3.Row) -> AuditEvent:

@@ -38,6 +38,27 @@ def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _database_url(environ: Mapping[str, str]) -> str | None:
+    raw = (environ.get("PORTAL_DATABASE_URL") or "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("PORTAL_DATABASE_URL must be a postgresql:// URL (leave it unset for "
+                          "the SQLite store under PORTAL_HOME)")
+    return raw
+
+
+def _cron(environ: Mapping[str, str]) -> str:
+    raw = environ.get("PORTAL_REVALIDATE_CRON")
+    if raw is None:
+        return "0 3 * * *"
+    fields = raw.split()
+    if raw.strip() and len(fields) != 5:
+        raise ConfigError(f"PORTAL_REVALIDATE_CRON must be a five-field cron expression or "
+                          f"empty (off), got {raw!r}")
+    return " ".join(fields)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the portal reads from its environment.
@@ -57,6 +78,14 @@ class Settings:
     session_max_age_hours: int = 12
     dev_sign_in: bool = True
     staff_group: str = "portal-staff"
+    database_url: str | None = None
+    storage_root_dir: Path | None = None
+    shared_secrets_dir: Path | None = None
+    worker_lease_seconds: int = 60
+    worker_sweep_seconds: int = 15
+    revalidate_cron: str = "0 3 * * *"
+    store_busy_timeout_ms: int = 30_000
+    store_lock_wait_seconds: int = 600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +115,14 @@ class Settings:
             session_max_age_hours=_int(env, "PORTAL_SESSION_MAX_AGE_HOURS", 12, 1, 24 * 30),
             dev_sign_in=_bool(env, "PORTAL_DEV_SIGN_IN", environment == "development"),
             staff_group=env.get("PORTAL_STAFF_GROUP", "portal-staff") or "portal-staff",
+            database_url=_database_url(env),
+            storage_root_dir=folder("PORTAL_STORAGE_ROOT", home),
+            shared_secrets_dir=folder("PORTAL_SECRETS_DIR", home / "secrets"),
+            worker_lease_seconds=_int(env, "PORTAL_WORKER_LEASE_SECONDS", 60, 2, 3600),
+            worker_sweep_seconds=_int(env, "PORTAL_WORKER_SWEEP_SECONDS", 15, 1, 59),
+            revalidate_cron=_cron(env),
+            store_busy_timeout_ms=_int(env, "PORTAL_STORE_BUSY_TIMEOUT_MS", 30_000, 50, 600_000),
+            store_lock_wait_seconds=_int(env, "PORTAL_STORE_LOCK_WAIT_SECONDS", 600, 1, 86_400),
         )
         settings.validate()
         return settings
@@ -102,34 +139,46 @@ class Settings:
                     "PORTAL_DEV_SIGN_IN (the development sign-in provider) is refused in production"
                 )
 
-    # --- paths under the home folder -------------------------------------------------------
+    # --- the store and the shared storage ------------------------------------------------
     @property
     def store_path(self) -> Path:
+        """The SQLite store file (used when no ``database_url`` is set)."""
         return self.home / "portal.db"
 
     @property
+    def store_target(self) -> str | Path:
+        """Where the store lives: the PostgreSQL URL, or the SQLite file under the home."""
+        return self.database_url or self.store_path
+
+    @property
+    def storage_root(self) -> Path:
+        """Root of the immutable files (releases, extracts, models, reports); the home unless
+        ``PORTAL_STORAGE_ROOT`` points at storage shared by several machines."""
+        return self.storage_root_dir or self.home
+
+    @property
     def releases_dir(self) -> Path:
-        return self.home / "releases"
+        return self.storage_root / "releases"
 
     @property
     def extracts_dir(self) -> Path:
-        return self.home / "extracts"
+        return self.storage_root / "extracts"
 
     @property
     def models_dir(self) -> Path:
-        return self.home / "models"
+        return self.storage_root / "models"
 
     @property
     def reports_dir(self) -> Path:
-        return self.home / "reports"
+        return self.storage_root / "reports"
 
     @property
     def secrets_dir(self) -> Path:
-        return self.home / "secrets"
+        return self.shared_secrets_dir or self.home / "secrets"
 
     def ensure_home(self) -> None:
-        for path in (self.home, self.releases_dir, self.extracts_dir, self.models_dir,
-                     self.reports_dir):
+        for path in (self.home, self.storage_root, self.releases_dir, self.extracts_dir,
+                     self.models_dir, self.reports_dir):
             path.mkdir(parents=True, exist_ok=True)
         self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -141,7 +190,7 @@ class Settings:
         path = self.secrets_dir / name
         if not path.exists():
             data = secrets.token_bytes(nbytes)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp = path.with_suffix(f".tmp{os.getpid()}.{secrets.token_hex(8)}")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)

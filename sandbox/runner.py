@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 from portal.catalog.releases import current_release
 from portal.config import Settings
 from portal.errors import PortalError
+from portal.storage import write_once
 from portal.store.db import utcnow
 from sandbox import features, isolation, metrics, receipts, report
 from sandbox.store import task_version
@@ -153,14 +153,15 @@ def _report_body(card: TaskCard, run: sqlite3.Row, release: dict[str, Any],
 
 
 def write_report(settings: Settings, run_id: int, body: dict[str, Any]) -> str:
-    """Write ``run-<id>.json`` and ``.html`` atomically under the reports folder; returns the
-    JSON file's name (relative to the reports folder)."""
-    settings.reports_dir.mkdir(parents=True, exist_ok=True)
-    name = f"run-{int(run_id)}"
-    for suffix, text in ((".json", json.dumps(body, indent=1, sort_keys=True, allow_nan=False)),
-                         (".html", report.render_html(body))):
-        target = settings.reports_dir / f"{name}{suffix}"
-        tmp = target.with_suffix(f"{suffix}.tmp{os.getpid()}")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
+    """Write ``run-<id>-<digest>.json`` and ``.html`` under the reports folder, each once and
+    atomically; returns the JSON file's name (relative to the reports folder).
+
+    The name carries the SHA-256 of the JSON, so two workers that ran the same run (one of
+    them after losing its lease) never replace each other's files: the store's row, written
+    by :func:`sandbox.worker.finish` under the lease, says which report is the run's."""
+    text = json.dumps(body, indent=1, sort_keys=True, allow_nan=False)
+    name = f"run-{int(run_id)}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]}"
+    write_once(settings.reports_dir / f"{name}.json", text.encode("utf-8"), 0o640)
+    write_once(settings.reports_dir / f"{name}.html",
+               report.render_html(body).encode("utf-8"), 0o640)
     return f"{name}.json"

@@ -50,9 +50,9 @@ def insert_model(conn: sqlite3.Connection, **fields: Any) -> int:
     fields.setdefault("uploaded_at", utcnow())
     names = ", ".join(fields)
     marks = ", ".join("?" for _ in fields)
-    cur = conn.execute(f"INSERT INTO sandbox_models ({names}) VALUES ({marks})",
+    cur = conn.execute(f"INSERT INTO sandbox_models ({names}) VALUES ({marks}) RETURNING id",
                        tuple(fields.values()))
-    return int(cur.lastrowid)
+    return int(cur.fetchone()[0])
 
 
 def insert_run(conn: sqlite3.Connection, *, kind: str, card: TaskCard, team: str,
@@ -60,11 +60,16 @@ def insert_run(conn: sqlite3.Connection, *, kind: str, card: TaskCard, team: str
     cur = conn.execute(
         "INSERT INTO sandbox_runs (kind, task_id, task_version, protocol_hash, team, requested_by,"
         " model_id, status, review_required, rerun_of, shuffle_seed, created_at, day)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING id",
         (kind, card.id, card.version, card.protocol_hash, team, requested_by, model_id,
          int(card.review_required and kind == "validation"), rerun_of, card.shuffle_seed,
          utcnow(), today()))
-    return int(cur.lastrowid)
+    run_id = int(cur.fetchone()[0])
+    if kind == "validation":  # dry runs are executed at once by the server that took them
+        from portal import jobs
+
+        jobs.defer(conn, "validation.run", key=f"run:{run_id}", run_id=run_id)
+    return run_id
 
 
 def insert_attempt(conn: sqlite3.Connection, *, team: str, task_id: str, kind: str,
@@ -128,29 +133,52 @@ def set_status(conn: sqlite3.Connection, run_id: int, new: str, **fields: Any) -
                  (new, *fields.values(), run_id))
 
 
-def claim(conn: sqlite3.Connection, owner: str, lease_seconds: float,
-          kinds: tuple[str, ...] = ("validation", "dry_run"),
-          only_id: int | None = None) -> tuple[int | None, list[int]]:
-    """Atomically claim the oldest claimable run for ``owner``.
+def requeue_expired(conn: sqlite3.Connection, owner: str) -> tuple[list[int], list[int]]:
+    """Runs whose lease expired (their worker died or lost the store) go back to the queue
+    with a new job, or fail once tried :data:`MAX_TRIES` times (audited ``sandbox.run.lost``).
+    Joins the caller's transaction. Returns (requeued ids, failed ids)."""
+    from portal import audit, jobs
 
-    Inside one write transaction: runs whose lease expired go back to the queue (or fail once
-    they have been tried :data:`MAX_TRIES` times); then the oldest queued run is marked running
-    with a new lease. Returns (claimed run id or None, ids failed for lost workers)."""
-    now = time.time()
+    requeued: list[int] = []
     failed: list[int] = []
-    marks = ", ".join("?" for _ in kinds)
-    with transaction(conn):
+    with _write_scope(conn):
         expired = conn.execute(
-            "SELECT id, tries FROM sandbox_runs WHERE status = 'running' AND lease_expires_at < ?",
-            (now,)).fetchall()
+            "SELECT id, tries, kind FROM sandbox_runs WHERE status = 'running'"
+            " AND lease_expires_at < ? ORDER BY id", (time.time(),)).fetchall()
         for row in expired:
             if row["tries"] >= MAX_TRIES:
                 set_status(conn, row["id"], "failed", outcome="internal_error",
                            message="The run was interrupted repeatedly; staff have been told.",
                            finished_at=utcnow(), lease_owner=None, lease_expires_at=None)
+                audit.record(conn, actor=f"worker:{owner}", action="sandbox.run.lost",
+                             target=f"run:{row['id']}", decision="failed",
+                             reason="lease_expired")
                 failed.append(int(row["id"]))
-            else:
-                set_status(conn, row["id"], "queued", lease_owner=None, lease_expires_at=None)
+                continue
+            set_status(conn, row["id"], "queued", lease_owner=None, lease_expires_at=None)
+            requeued.append(int(row["id"]))
+            if row["kind"] == "validation":
+                jobs.defer(conn, "validation.run", key=f"run:{row['id']}", run_id=row["id"])
+    return requeued, failed
+
+
+def _write_scope(conn: sqlite3.Connection):
+    from contextlib import nullcontext
+
+    return nullcontext(conn) if conn.in_transaction else transaction(conn)
+
+
+def claim(conn: sqlite3.Connection, owner: str, lease_seconds: float,
+          kinds: tuple[str, ...] = ("validation", "dry_run"),
+          only_id: int | None = None) -> tuple[int | None, list[int]]:
+    """Atomically claim the oldest claimable run (``only_id``: that run only) for ``owner``.
+
+    Inside one write transaction: expired leases are dealt with (:func:`requeue_expired`),
+    then the oldest queued run is marked running with a lease of ``lease_seconds``. Returns
+    (claimed run id or None, ids failed for lost workers)."""
+    marks = ", ".join("?" for _ in kinds)
+    with transaction(conn):
+        _, failed = requeue_expired(conn, owner)
         only = " AND id = ?" if only_id is not None else ""
         params = (*kinds, only_id) if only_id is not None else kinds
         row = conn.execute(
@@ -161,8 +189,37 @@ def claim(conn: sqlite3.Connection, owner: str, lease_seconds: float,
         updated = conn.execute(
             "UPDATE sandbox_runs SET status = 'running', lease_owner = ?, lease_expires_at = ?,"
             " tries = tries + 1, started_at = ? WHERE id = ? AND status = 'queued'",
-            (owner, now + lease_seconds, utcnow(), row["id"])).rowcount
+            (owner, time.time() + lease_seconds, utcnow(), row["id"])).rowcount
         return (int(row["id"]) if updated == 1 else None), failed
+
+
+def extend_lease(conn: sqlite3.Connection, run_id: int, owner: str, seconds: float) -> bool:
+    """Renew ``owner``'s lease on a running run; False when the lease is no longer theirs."""
+    with transaction(conn):
+        return conn.execute(
+            "UPDATE sandbox_runs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ?"
+            " AND status = 'running'", (time.time() + seconds, run_id, owner)).rowcount == 1
+
+
+def queued_run_ids(conn: sqlite3.Connection, kinds: tuple[str, ...]) -> list[int]:
+    marks = ", ".join("?" for _ in kinds)
+    return [int(r["id"]) for r in conn.execute(
+        f"SELECT id FROM sandbox_runs WHERE status = 'queued' AND kind IN ({marks})"
+        " ORDER BY id", kinds).fetchall()]
+
+
+def stale_latest_runs(conn: sqlite3.Connection, task_id: str,
+                      release_version: str) -> list[sqlite3.Row]:
+    """Each team's latest released or completed validation run on the task whose release is
+    not ``release_version``, for teams with no run waiting or running on the task."""
+    return conn.execute(
+        "SELECT r.id, r.team, r.model_id FROM sandbox_runs r"
+        " WHERE r.id IN (SELECT max(id) FROM sandbox_runs WHERE task_id = ?"
+        "   AND kind = 'validation' AND status IN ('released', 'completed') GROUP BY team)"
+        " AND (r.release_version IS NULL OR r.release_version <> ?)"
+        " AND NOT EXISTS (SELECT 1 FROM sandbox_runs w WHERE w.task_id = r.task_id"
+        "   AND w.team = r.team AND w.status IN ('queued', 'running'))"
+        " ORDER BY r.team", (task_id, release_version)).fetchall()
 
 
 def owns(conn: sqlite3.Connection, run_id: int, owner: str) -> bool:

@@ -1,40 +1,36 @@
-"""Validation workers: claim a queued run from the store, execute it, record the result.
+"""Validation workers: execute a claimed run, record the result once.
 
-Several workers (threads, processes or machines sharing the store) are safe together: a claim
-is one write transaction (``BEGIN IMMEDIATE``) that marks the run running under the worker's
-name with a lease. A worker that dies leaves its lease to expire; the next claim puts the run
-back in the queue, or fails it after ``sandbox.store.MAX_TRIES`` tries — never stuck.
+Runs reach workers as jobs (:mod:`portal.jobs`: procrastinate on PostgreSQL, local worker
+processes on SQLite), but the store stays the authority on who may finish a run: a claim is one
+write transaction that marks the run running under the worker's name with a lease, a heartbeat
+renews the lease while the run executes, and :func:`finish` records a result only while the
+lease is still the worker's. A worker that dies leaves its lease to run out; the next claim or
+sweep puts the run back in the queue (with a new job), or fails it after
+``sandbox.store.MAX_TRIES`` tries — never stuck, never finished twice.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import sqlite3
-import time
-import uuid
 from collections.abc import Callable
 
 from portal import audit
 from portal.config import Settings
 from portal.errors import InternalError
-from portal.store.db import open_store, transaction, utcnow
+from portal.jobs.heartbeat import Heartbeat
+from portal.jobs.tasks import worker_name
+from portal.store.db import transaction, utcnow
 from sandbox import isolation, runner, store
 
 log = logging.getLogger(__name__)
 CLAIM_LEASE_SECONDS = 300.0
 
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+__all__ = ["finish", "run_one", "run_job", "work", "worker_name"]
 
 
-def _extend_lease(conn: sqlite3.Connection, run_id: int, owner: str, seconds: float) -> None:
-    with transaction(conn):
-        conn.execute("UPDATE sandbox_runs SET lease_expires_at = ? WHERE id = ? AND"
-                     " lease_owner = ? AND status = 'running'",
-                     (time.time() + seconds, run_id, owner))
+def _lease_seconds(settings: Settings) -> float:
+    return float(getattr(settings, "worker_lease_seconds", CLAIM_LEASE_SECONDS))
 
 
 def finish(conn: sqlite3.Connection, run_id: int, owner: str, result: runner.RunResult,
@@ -70,54 +66,72 @@ def run_one(settings: Settings, conn: sqlite3.Connection, owner: str,
             only_id: int | None = None) -> int | None:
     """Claim and execute at most one run (``only_id``: that run only). Returns its id, or None
     when there was nothing to claim."""
-    run_id, lost = store.claim(conn, owner, CLAIM_LEASE_SECONDS, only_id=only_id)
-    for failed_id in lost:
-        audit.record(conn, actor=f"worker:{owner}", action="sandbox.run.lost",
-                     target=f"run:{failed_id}", decision="failed", reason="lease_expired")
+    lease = _lease_seconds(settings)
+    run_id, _ = store.claim(conn, owner, lease, only_id=only_id)
     if run_id is None:
         return None
-    run = store.get_run(conn, run_id)
-    card = store.task_version(conn, run["task_id"], run["task_version"])
-    _extend_lease(conn, run_id, owner, card.limits.wall_seconds * 2 + CLAIM_LEASE_SECONDS)
-    if before_execute:
-        before_execute(run_id)
-    report_file = None
-    try:
-        result = runner.execute(settings, conn, run)
-        if result.report is not None:
-            report_file = runner.write_report(settings, run_id, result.report)
-    except Exception:  # a platform fault: recorded, never shown in detail to the team
-        log.exception("validation run %s failed on the platform side", run_id)
-        result = runner.RunResult("internal_error",
-                                  "A platform problem stopped this run; staff have been told.")
-    finish(conn, run_id, owner, result, report_file)
+    _execute_claimed(settings, conn, owner, run_id, before_execute)
     return run_id
 
 
-def work(settings: Settings, once: bool = False, poll_seconds: float = 2.0,
-         stop: Callable[[], bool] | None = None) -> int:
-    """The worker loop. With ``once``, process queued runs until the queue is empty, then
-    return. Returns how many runs were processed.
+def run_job(settings: Settings, conn: sqlite3.Connection, owner: str, run_id: int) -> int:
+    """The ``validation.run`` job: claim ``run_id`` and execute it. Returns 1 when this worker
+    finished it, 0 when there was nothing to do (already finished elsewhere, or withdrawn).
 
-    Verifies isolation first: without it (and without the development setting) the worker
-    refuses to start, raising InternalError(code='isolation_unavailable'), rather than
-    claiming runs it would have to fail."""
+    Raises portal.jobs.RetryLater while another live worker holds the run's lease, and
+    InternalError(code='isolation_unavailable') without isolation (the job is retried on a
+    capable worker; the run stays queued)."""
+    from portal.jobs import RetryLater
+
+    _check_isolation(settings)
+    claimed, _ = store.claim(conn, owner, _lease_seconds(settings), kinds=("validation",),
+                             only_id=run_id)
+    if claimed is None:
+        row = conn.execute("SELECT status FROM sandbox_runs WHERE id = ?", (run_id,)).fetchone()
+        if row is not None and row["status"] == "running":
+            raise RetryLater(f"run {run_id} is leased by another worker",
+                             _lease_seconds(settings) / 2)
+        return 0
+    return int(_execute_claimed(settings, conn, owner, claimed, None) is not None)
+
+
+def _execute_claimed(settings: Settings, conn: sqlite3.Connection, owner: str, run_id: int,
+                     before_execute: Callable[[int], None] | None) -> str | None:
+    lease = _lease_seconds(settings)
+    renew = lambda beat_conn: store.extend_lease(beat_conn, run_id, owner, lease)  # noqa: E731
+    with Heartbeat(settings, renew, lease / 3):
+        run = store.get_run(conn, run_id)
+        if before_execute:
+            before_execute(run_id)
+        report_file = None
+        try:
+            result = runner.execute(settings, conn, run)
+            if result.report is not None:
+                report_file = runner.write_report(settings, run_id, result.report)
+        except Exception:  # a platform fault: recorded, never shown in detail to the team
+            log.exception("validation run %s failed on the platform side", run_id)
+            result = runner.RunResult("internal_error",
+                                      "A platform problem stopped this run; staff have been told.")
+        return finish(conn, run_id, owner, result, report_file)
+
+
+def _check_isolation(settings: Settings) -> None:
     if not isolation.isolation_available() and not settings.sandbox_allow_unisolated:
         raise InternalError("Model isolation is not available on this machine; the validation "
                             "worker refuses to run models without it.",
                             code="isolation_unavailable")
-    conn = open_store(settings)
-    owner = worker_name()
-    done = 0
-    try:
-        while not (stop and stop()):
-            run_id = run_one(settings, conn, owner)
-            if run_id is not None:
-                done += 1
-                continue
-            if once:
-                break
-            time.sleep(poll_seconds)
-    finally:
-        conn.close()
-    return done
+
+
+def work(settings: Settings, once: bool = False, poll_seconds: float = 2.0,
+         stop: Callable[[], bool] | None = None, name: str | None = None) -> int:
+    """The worker loop: runs jobs (:func:`portal.jobs.run_worker`). With ``once``, process
+    ready jobs until none is left, then return. Returns how many runs were finished.
+
+    Verifies isolation first: without it (and without the development setting) the worker
+    refuses to start, raising InternalError(code='isolation_unavailable'), rather than
+    claiming runs it would have to fail."""
+    from portal import jobs
+
+    _check_isolation(settings)
+    del poll_seconds  # the job engines poll (and listen) on their own
+    return jobs.run_worker(settings, once=once, stop=stop, name=name)

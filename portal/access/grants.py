@@ -229,11 +229,11 @@ def create_grant(conn: sqlite3.Connection, *, actor: str, team_id: int, dataset_
         cur = conn.execute(
             "INSERT INTO grants (team_id, dataset_id, tier, purpose, conditions, request_id,"
             " approved_by, starts_at, expires_at, status, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?) RETURNING id",
             (team_id, dataset_id, tier, purpose, conditions, request_id, approved_by,
              to_text(moment), to_text(moment + timedelta(days=days)), to_text(moment)),
         )
-        grant = get_grant(conn, int(cur.lastrowid))
+        grant = get_grant(conn, int(cur.fetchone()[0]))
         if old is not None:
             conn.execute(
                 "UPDATE grants SET superseded_by = ?, revoked_reason = ? WHERE id = ?",

@@ -119,14 +119,15 @@ def insert(conn: sqlite3.Connection, *, team_id: int, requested_by: int, dataset
         cur = conn.execute(
             "INSERT INTO access_requests (team_id, requested_by, dataset_id, tier, purpose,"
             " agreed_terms, terms_hash, ethics_reference, approvals_required, status,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'submitted', ?, ?)",
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'submitted', ?, ?)"
+            " RETURNING id",
             (team_id, requested_by, dataset_id, tier, purpose, int(bool(agreed_terms)),
              terms_hash, (ethics_reference or "").strip() or None, approvals_required, now, now),
         )
     except sqlite3.IntegrityError:
         raise Rejected("duplicate_request", "Your team already has an open request for this "
                                             "dataset and tier.") from None
-    return get(conn, int(cur.lastrowid))
+    return get(conn, int(cur.fetchone()[0]))
 
 
 def _reviews(conn: sqlite3.Connection, request_id: int) -> tuple[Review, ...]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from portal import audit
+from portal import audit, jobs
 from portal.config import Settings
 from portal.errors import NotFound
 from portal.store.db import transaction, utcnow
@@ -142,3 +142,6 @@ def register_release(conn: sqlite3.Connection, *, dataset_id: str, title: str, v
         )
         audit.record(conn, actor=built_by, action="release.build", target=f"dataset:{dataset_id}",
                      decision="done", details={"version": version, **summary})
+        # Extracts of the new release for the tiers in use, built by a worker ahead of the
+        # first query (each server would otherwise build them on demand).
+        jobs.defer(conn, "extracts.build", key=f"extracts:{dataset_id}", dataset_id=dataset_id)

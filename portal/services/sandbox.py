@@ -8,7 +8,6 @@ values or figures computed from held-out rows.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 from pathlib import Path
@@ -110,15 +109,11 @@ def _display_name(filename: str | None) -> str:
 
 
 def _store_model_file(ctx: Context, accepted: intake.AcceptedModel) -> None:
+    from portal.storage import write_once
+
     target = runner.model_path(ctx.settings, accepted.sha256)
-    if target.exists():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = target.with_name(f".{accepted.sha256}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(accepted.data)
-    os.replace(tmp, target)
+    if not target.exists():  # content-addressed: the same bytes under the same name
+        write_once(target, accepted.data)
 
 
 def _check_quota(ctx: Context, card: TaskCard, team: str, kind: str) -> None:

@@ -1,17 +1,38 @@
-"""Connections, migrations and transactions for the control-plane store."""
+"""Connections, migrations and transactions for the control-plane store, on either engine.
+
+SQLite (a file under PORTAL_HOME, WAL) is the default; PostgreSQL is used when
+``PORTAL_DATABASE_URL`` is set (see :mod:`portal.store.pg` and docs/decisions/0007). Both offer
+the same API: ``conn.execute(sql_with_qmarks, params)``, rows readable by name and position,
+:func:`transaction` holding the store's write lock from its start, and :func:`migrate`.
+"""
 
 from __future__ import annotations
 
+import logging
+import random
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from portal.config import Settings
+from portal.store.dialect import migration_statements, split_statements
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
+LOCK_WAIT_SECONDS = 600.0
+# The one advisory lock every PostgreSQL writer takes (ASCII "PortalW").
+PG_WRITE_LOCK_KEY = 0x506F7274616C57
+
+IntegrityError = sqlite3.IntegrityError
+OperationalError = sqlite3.OperationalError
+
+_split_statements = split_statements  # kept for callers of the former private name
 
 
 def utcnow() -> str:
@@ -19,26 +40,87 @@ def utcnow() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open the store file with WAL, foreign keys and a generous busy timeout.
+class StoreConnection(sqlite3.Connection):
+    """A SQLite store connection that knows its engine, its installation's settings and how
+    long a writer waits for the write lock."""
 
-    ``isolation_level=None``: transactions are explicit (see :func:`transaction`), so that a
-    writer takes the write lock up front (BEGIN IMMEDIATE) instead of failing on upgrade."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                           check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
+    engine = "sqlite"
+    settings: Settings | None = None
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    lock_wait_seconds: float = LOCK_WAIT_SECONDS
+
+
+def engine_of(conn: Any) -> str:
+    """``"sqlite"`` or ``"postgresql"``."""
+    return getattr(conn, "engine", "sqlite")
+
+
+def connect(target: Path | str, settings: Settings | None = None) -> Any:
+    """Open the store: a SQLite file path, or a ``postgresql://`` URL.
+
+    SQLite: WAL, foreign keys, ``isolation_level=None`` (transactions are explicit, see
+    :func:`transaction`). Raises sqlite3.OperationalError when the store cannot be reached."""
+    busy = settings.store_busy_timeout_ms if settings else BUSY_TIMEOUT_MS
+    wait = float(settings.store_lock_wait_seconds) if settings else LOCK_WAIT_SECONDS
+    if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
+        from portal.store.pg import PgConnection
+
+        conn: Any = PgConnection(target, settings)
+    else:
+        path = Path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=busy / 1000, isolation_level=None,
+                               check_same_thread=False, factory=StoreConnection)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(busy)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.settings = settings
+    conn.busy_timeout_ms, conn.lock_wait_seconds = busy, wait
     return conn
 
 
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _begin(conn: Any) -> None:
+    """Start a write transaction holding the store's write lock, waiting while another writer
+    holds it (each wait bounded by the busy timeout, retried until the lock-wait deadline)."""
+    deadline = time.monotonic() + getattr(conn, "lock_wait_seconds", LOCK_WAIT_SECONDS)
+    attempt = 0
+    while True:
+        try:
+            if engine_of(conn) == "postgresql":
+                conn.executescript(
+                    "BEGIN ISOLATION LEVEL READ COMMITTED;"
+                    f" SET LOCAL lock_timeout = {int(conn.busy_timeout_ms)};"
+                    f" SELECT pg_advisory_xact_lock({PG_WRITE_LOCK_KEY})")
+            else:
+                conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if engine_of(conn) == "postgresql" and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if not _is_busy(exc) or time.monotonic() >= deadline:
+                raise
+            attempt += 1
+            log.warning("store busy (attempt %d), waiting for the write lock", attempt)
+            time.sleep(min(1.0, 0.05 * attempt) * (0.5 + random.random()))  # noqa: S311
+
+
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction holding the write lock from its start; commits or rolls back."""
-    conn.execute("BEGIN IMMEDIATE")
+def transaction(conn: Any) -> Iterator[Any]:
+    """A write transaction holding the write lock from its start; commits or rolls back.
+
+    SQLite: ``BEGIN IMMEDIATE``. PostgreSQL: READ COMMITTED plus one transaction-scoped
+    advisory lock shared by every writer, so writers are serialised exactly as on SQLite
+    (read-then-write sequences such as the audit chain append and budget checks stay atomic)
+    while readers never wait. A busy store is retried, not reported (see :func:`_begin`).
+    Raises sqlite3.OperationalError if the lock cannot be had before the lock-wait deadline."""
+    _begin(conn)
     try:
         yield conn
     except BaseException:
@@ -64,15 +146,27 @@ def _migrations() -> list[tuple[int, str, str]]:
     return found
 
 
-def migrate(conn: sqlite3.Connection) -> list[str]:
+def _expand(statement: str) -> list[str]:
+    """Directives inside engine blocks: ``-- portal:include procrastinate-schema`` stands for
+    the job engine's own schema, as shipped by the installed procrastinate."""
+    if "-- portal:include procrastinate-schema" not in statement:
+        return [statement]
+    from procrastinate.schema import SchemaManager
+
+    return [statement.replace("-- portal:include procrastinate-schema",
+                              SchemaManager.get_schema())]
+
+
+def migrate(conn: Any) -> list[str]:
     """Apply every migration not yet applied, each in its own transaction. Returns their names.
 
     Safe to call from several processes at once: the write lock serialises them and each
     re-checks what is applied after taking it."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
+    engine = engine_of(conn)
+    with transaction(conn):
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
     applied_now = []
     for number, name, sql in _migrations():
         with transaction(conn):
@@ -81,8 +175,9 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             ).fetchone()
             if done:
                 continue
-            for statement in _split_statements(sql):
-                conn.execute(statement)
+            for statement in migration_statements(sql, engine):
+                for part in _expand(statement):
+                    conn.execute(part)
             conn.execute(
                 "INSERT INTO schema_migrations (number, name, applied_at) VALUES (?, ?, ?)",
                 (number, name, utcnow()),
@@ -91,24 +186,10 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     return applied_now
 
 
-def _split_statements(sql: str) -> list[str]:
-    statements, buffer = [], []
-    for line in sql.splitlines():
-        if line.strip().startswith("--"):
-            continue
-        buffer.append(line)
-        if sqlite3.complete_statement("\n".join(buffer)):
-            statements.append("\n".join(buffer).strip())
-            buffer = []
-    tail = "\n".join(buffer).strip()
-    if tail:
-        statements.append(tail)
-    return [s for s in statements if s]
-
-
-def open_store(settings: Settings) -> sqlite3.Connection:
-    """Open the store under the settings' home, creating folders and applying migrations."""
+def open_store(settings: Settings) -> Any:
+    """Open the store named by the settings (PostgreSQL URL or SQLite file under the home),
+    creating folders and applying migrations."""
     settings.ensure_home()
-    conn = connect(settings.store_path)
+    conn = connect(settings.store_target, settings)
     migrate(conn)
     return conn

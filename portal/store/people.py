@@ -15,9 +15,9 @@ def ensure_team(conn: sqlite3.Connection, slug: str, name: str) -> int:
     row = get_team(conn, slug)
     if row:
         return int(row["id"])
-    cur = conn.execute("INSERT INTO teams (slug, name, created_at) VALUES (?, ?, ?)",
-                       (slug, name, utcnow()))
-    return int(cur.lastrowid)
+    cur = conn.execute("INSERT INTO teams (slug, name, created_at) VALUES (?, ?, ?)"
+                       " RETURNING id", (slug, name, utcnow()))
+    return int(cur.fetchone()[0])
 
 
 def list_teams(conn: sqlite3.Connection) -> list[sqlite3.Row]:
@@ -42,10 +42,10 @@ def ensure_user(conn: sqlite3.Connection, *, email: str, role: str, name: str = 
         return int(row["id"])
     cur = conn.execute(
         "INSERT INTO users (issuer, subject, email, name, role, status, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (issuer, subject, email, name, role, status, utcnow()),
     )
-    return int(cur.lastrowid)
+    return int(cur.fetchone()[0])
 
 
 def set_membership(conn: sqlite3.Connection, user_id: int, team_id: int) -> None:

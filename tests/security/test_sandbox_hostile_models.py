@@ -114,7 +114,7 @@ def test_model_that_misbehaves_when_run_fails_with_a_clear_outcome(sec, case):
     assert not status["report_available"]
     event = audit.list_events(ctx.conn, action="sandbox.run.finish", target_prefix=f"run:{run_id}")
     assert event[0].decision == "failed" and event[0].reason == outcome
-    assert not list(ctx.settings.reports_dir.glob(f"run-{run_id}.*"))
+    assert not list(ctx.settings.reports_dir.glob(f"run-{run_id}[.-]*"))
     _next_run_is_fine(ctx, member)
 
 

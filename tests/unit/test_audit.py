@@ -1,12 +1,17 @@
-"""The append-only, hash-chained audit log."""
+"""The append-only, hash-chained audit log, on both store engines."""
 
 from __future__ import annotations
-
-import sqlite3
 
 import pytest
 
 from portal import audit
+from portal.store.db import IntegrityError, engine_of, transaction
+from tests.store_engines import ENGINES
+
+
+@pytest.fixture(params=ENGINES)
+def store_engine(request) -> str:
+    return request.param
 
 
 def _events(ctx, n=3):
@@ -23,15 +28,16 @@ def test_a_fresh_chain_verifies(ctx):
 
 def test_update_and_delete_are_refused_by_the_store(ctx):
     ids = _events(ctx)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(IntegrityError, match="append-only"):
         ctx.conn.execute("UPDATE audit_events SET decision = 'denied' WHERE id = ?", (ids[0],))
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(IntegrityError, match="append-only"):
         ctx.conn.execute("DELETE FROM audit_events WHERE id = ?", (ids[0],))
 
 
 def _bypass_triggers(conn):
-    conn.execute("DROP TRIGGER audit_events_no_update")
-    conn.execute("DROP TRIGGER audit_events_no_delete")
+    on = " ON audit_events" if engine_of(conn) == "postgresql" else ""
+    conn.execute(f"DROP TRIGGER audit_events_no_update{on}")
+    conn.execute(f"DROP TRIGGER audit_events_no_delete{on}")
 
 
 def test_an_edited_event_is_detected(ctx):
@@ -63,8 +69,6 @@ def test_a_rehashed_edit_is_still_detected_by_the_next_event(ctx):
 
 
 def test_events_join_the_callers_transaction_and_roll_back_with_it(ctx):
-    from portal.store.db import transaction
-
     with pytest.raises(RuntimeError), transaction(ctx.conn):
         audit.record(ctx.conn, actor="a", action="x", decision="done")
         raise RuntimeError("the write failed")
@@ -84,3 +88,20 @@ def test_list_filters_by_actor_action_and_decision(ctx):
 def test_unknown_decisions_are_a_programming_error(ctx):
     with pytest.raises(ValueError):
         audit.record(ctx.conn, actor="a", action="x", decision="maybe")
+
+
+def test_ids_stay_gapless_after_a_rolled_back_event(ctx):
+    first = audit.record(ctx.conn, actor="a", action="x", decision="done")
+    with pytest.raises(RuntimeError), transaction(ctx.conn):
+        audit.record(ctx.conn, actor="a", action="x", decision="done")
+        raise RuntimeError("the write failed")
+    second = audit.record(ctx.conn, actor="a", action="x", decision="done")
+    assert second == first + 1
+    assert audit.verify(ctx.conn).ok
+
+
+@pytest.mark.parametrize("store_engine", ["postgresql"])  # SQLite has no TRUNCATE
+def test_truncating_the_log_is_refused_on_postgresql(ctx):
+    _events(ctx)
+    with pytest.raises(IntegrityError, match="append-only"):
+        ctx.conn.execute("TRUNCATE audit_events")

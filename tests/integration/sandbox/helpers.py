@@ -49,10 +49,16 @@ def run_queue(ctx: Context) -> int:
 
 def build_template(home, datasets: tuple[str, ...]) -> None:
     """Build real releases of ``datasets`` into ``home`` with the release builder."""
-    from portal.catalog.builder import build_release
     from portal.config import Settings
 
-    template = Settings.from_env({"PORTAL_HOME": str(home), "PORTAL_ENV": "development"})
+    build_releases(Settings.from_env({"PORTAL_HOME": str(home), "PORTAL_ENV": "development"}),
+                   datasets)
+
+
+def build_releases(template, datasets: tuple[str, ...]) -> None:
+    """Build real releases of ``datasets`` for ``template`` settings with the release builder."""
+    from portal.catalog.builder import build_release
+
     context = Context.open(template)
     try:
         for dataset_id in datasets:

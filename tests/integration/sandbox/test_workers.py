@@ -1,5 +1,5 @@
-"""Workers: atomic claims across concurrent workers, and runs left by a dead worker are retried
-or failed, never stuck."""
+"""Workers, on both store engines: atomic claims across concurrent workers, and runs left by a
+dead worker are retried or failed, never stuck."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from portal.services import sandbox as services
 from portal.store.db import connect, transaction
 from sandbox import store, worker
 from tests.integration.sandbox.helpers import need_isolation, people, run_queue, wdbc_model
+from tests.store_engines import ENGINES
 from tests.unit.sandbox.factories import MODEL_CARD
+
+
+@pytest.fixture(params=ENGINES)
+def store_engine(request) -> str:
+    return request.param
 
 
 def _queue_runs(ctx, count: int) -> list[int]:
@@ -31,7 +37,7 @@ def test_concurrent_workers_never_claim_the_same_run(ctx):
     errors = []
 
     def claimer(name: str) -> None:
-        conn = connect(ctx.settings.store_path)
+        conn = connect(ctx.settings.store_target, ctx.settings)
         mine = claimed.setdefault(name, [])
         try:
             while True:

@@ -1,0 +1,6 @@
+-- PostgreSQL only: the tables, types and functions of the job engine (procrastinate), as
+-- shipped by the installed version. Later versions of the engine bring their own migration
+-- scripts (docs/deployment.md says how to apply them). Nothing on SQLite.
+-- portal:postgresql
+-- portal:include procrastinate-schema
+-- portal:end
