@@ -57,6 +57,11 @@ class Settings:
     session_max_age_hours: int = 12
     dev_sign_in: bool = True
     staff_group: str = "portal-staff"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8502
+    api_token_max_days: int = 30
+    api_max_upload_mb: int = 200
+    api_public_url: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +91,11 @@ class Settings:
             session_max_age_hours=_int(env, "PORTAL_SESSION_MAX_AGE_HOURS", 12, 1, 24 * 30),
             dev_sign_in=_bool(env, "PORTAL_DEV_SIGN_IN", environment == "development"),
             staff_group=env.get("PORTAL_STAFF_GROUP", "portal-staff") or "portal-staff",
+            api_host=env.get("PORTAL_API_HOST", "127.0.0.1") or "127.0.0.1",
+            api_port=_int(env, "PORTAL_API_PORT", 8502, 1, 65535),
+            api_token_max_days=_int(env, "PORTAL_API_TOKEN_MAX_DAYS", 30, 1, 365),
+            api_max_upload_mb=_int(env, "PORTAL_API_MAX_UPLOAD_MB", 200, 1, 200),
+            api_public_url=(env.get("PORTAL_API_URL") or "").rstrip("/"),
         )
         settings.validate()
         return settings
@@ -101,6 +111,12 @@ class Settings:
                 raise ConfigError(
                     "PORTAL_DEV_SIGN_IN (the development sign-in provider) is refused in production"
                 )
+
+    @property
+    def api_url(self) -> str:
+        """The API's base address as people and CI should use it (``PORTAL_API_URL``, else the
+        address ``portal api`` binds)."""
+        return self.api_public_url or f"http://{self.api_host}:{self.api_port}"
 
     # --- paths under the home folder -------------------------------------------------------
     @property
