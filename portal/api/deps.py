@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import anyio
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from portal import audit
+from portal.config import Settings
 from portal.errors import NotFound
 from portal.services import tokens
 from portal.services.context import Context
@@ -65,3 +67,26 @@ def audited_lookup(ctx: Context, who: Caller, action: str, target: str,
                      action=action, target=target, decision="denied", reason=exc.code,
                      details={"via": "api", "token_id": who.token.token_id})
         raise
+
+
+def record_refusal(settings: Settings, authorization: str | None, path: str, reason: str,
+                   details: dict[str, Any] | None = None) -> None:
+    """Audit one request refused before it reached a use case (``api.request``, rejected),
+    attributed to the owner of the token it carries when that token is genuine."""
+    ctx = Context(settings=settings, conn=connect(settings.store_path))
+    try:
+        scheme, _, raw = (authorization or "").partition(" ")
+        owner = tokens.owner_of(ctx, raw.strip()) if scheme.lower() == "bearer" else None
+        actor, team = owner if owner else ("anonymous", None)
+        audit.record(ctx.conn, actor=actor, team=team, action="api.request",
+                     target=f"endpoint:{path[:100]}", decision="rejected", reason=reason,
+                     details=details or {})
+    finally:
+        ctx.close()
+
+
+async def record_refusal_async(request: Request, reason: str,
+                               details: dict[str, Any] | None = None) -> None:
+    await anyio.to_thread.run_sync(record_refusal, request.app.state.settings,
+                                   request.headers.get("authorization"), request.url.path,
+                                   reason, details)

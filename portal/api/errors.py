@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from portal.api.deps import record_refusal_async
 from portal.errors import (
     ConfigError,
     Denied,
@@ -113,6 +114,8 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     for item in exc.errors()[:5]:
         where = ".".join(str(p) for p in item.get("loc", ()))[:80]
         problems.append(f"{where}: {str(item.get('msg', 'invalid'))[:120]}")
+    await record_refusal_async(request, "invalid_request",
+                               {"fields": [p.split(":")[0] for p in problems]})
     return error_response("invalid_request", "The request is not valid: " + "; ".join(problems),
                           422)
 
@@ -120,6 +123,8 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
+    if exc.status_code == 400:  # a body the framework could not parse (e.g. broken multipart)
+        await record_refusal_async(request, "invalid_request", {"body": "unreadable"})
     messages = {"not_found": "There is no such API endpoint.",
                 "method_not_allowed": "This endpoint does not accept that method.",
                 "request_too_large": "The request body is larger than this endpoint accepts.",

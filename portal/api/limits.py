@@ -1,7 +1,8 @@
 """Request body limits, enforced before the body is read: a declared ``Content-Length`` over
 the limit is refused at once, and a body sent without one (chunked) is counted as it arrives and
 refused as soon as it passes the limit. Each refusal is audited (``api.request``), attributed to
-the token's owner when the request carries a genuine token."""
+the token's owner when the request carries a genuine token (``portal.api.deps.record_refusal``,
+also used for malformed requests)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portal import audit
+from portal.api.deps import record_refusal, record_refusal_async
 from portal.api.errors import error_response
 from portal.config import Settings
-from portal.services import tokens
-from portal.services.context import Context
-from portal.store.db import connect
 
 UPLOAD_PATH = "/api/v1/runs"
 FORM_MARGIN_BYTES = 1024 * 1024  # the model card's text fields beside the model file
@@ -44,28 +42,11 @@ def _message(limit: int) -> str:
     return f"The request body is larger than the limit of {limit // 1024} KB."
 
 
-def record_refusal(settings: Settings, authorization: str | None, path: str,
-                   declared: int | None, limit: int) -> None:
-    """Audit one oversized request (the body is not read)."""
-    ctx = Context(settings=settings, conn=connect(settings.store_path))
-    try:
-        scheme, _, raw = (authorization or "").partition(" ")
-        owner = tokens.owner_of(ctx, raw.strip()) if scheme.lower() == "bearer" else None
-        actor, team = owner if owner else ("anonymous", None)
-        audit.record(ctx.conn, actor=actor, team=team, action="api.request",
-                     target=f"endpoint:{path[:100]}", decision="rejected",
-                     reason="request_too_large",
-                     details={"declared_bytes": declared, "limit_bytes": limit})
-    finally:
-        ctx.close()
-
-
 async def body_too_large(request: Request, exc: Exception) -> JSONResponse:
     """Handler for a chunked body that passed its limit while the framework read it."""
     assert isinstance(exc, BodyTooLarge)
-    await anyio.to_thread.run_sync(record_refusal, request.app.state.settings,
-                                   request.headers.get("authorization"), request.url.path,
-                                   None, exc.limit)
+    await record_refusal_async(request, "request_too_large",
+                               {"declared_bytes": None, "limit_bytes": exc.limit})
     return error_response("request_too_large", _message(exc.limit), 413)
 
 
@@ -87,8 +68,9 @@ class BodyLimit:
             size = int(declared) if declared.isdigit() else None
             if size is None or size > limit:
                 authorization = headers.get(b"authorization", b"").decode("latin-1")
-                await anyio.to_thread.run_sync(record_refusal, self.settings, authorization,
-                                               scope["path"], size, limit)
+                await anyio.to_thread.run_sync(
+                    record_refusal, self.settings, authorization, scope["path"],
+                    "request_too_large", {"declared_bytes": size, "limit_bytes": limit})
                 response = error_response("request_too_large", _message(limit), 413)
                 response.headers["Connection"] = "close"
                 await response(scope, receive, send)

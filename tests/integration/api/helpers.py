@@ -39,9 +39,9 @@ class LiveApi:
         self.base_url = f"http://127.0.0.1:{port}"
         self.port = port
 
-    def client(self, token: str | None = None, **kwargs) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=120, **kwargs)
+    def client(self, token: str | None = None, headers: dict | None = None) -> httpx.Client:
+        sent = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.base_url, headers=sent | (headers or {}), timeout=120)
 
     def stop(self) -> None:
         self.server.should_exit = True
