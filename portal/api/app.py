@@ -31,7 +31,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_sandbox.router)
     app.include_router(routes_query.router)
 
-    @app.get("/api/health", response_model=Health, tags=["health"], summary="Liveness")
+    @app.get("/api/health", response_model=Health, tags=["health"], summary="Liveness",
+             operation_id="health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
 

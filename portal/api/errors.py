@@ -142,6 +142,7 @@ HANDLERS = {PortalError: portal_error, RequestValidationError: validation_error,
 # What every operation may answer besides success, for the OpenAPI document.
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text} for status, text in (
+        (400, "The body could not be parsed (broken JSON or multipart encoding)"),
         (401, "No valid token (missing, invalid, expired or revoked)"),
         (403, "Denied: the token's scope, a suspension, no grant, or the policy"),
         (404, "Not found (or not visible to the team)"),

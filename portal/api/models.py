@@ -57,8 +57,10 @@ class RunView(_Open):
 
 class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    dataset: str = Field(min_length=1, max_length=100, description="dataset id, e.g. eunomia")
-    sql: str = Field(description="one read-only SQL statement (at most 64 KB)")
+    dataset: str = Field(min_length=1, max_length=100, description="dataset id",
+                         examples=["eunomia"])
+    sql: str = Field(description="one read-only SQL statement (at most 64 KB)",
+                     examples=["SELECT count(*) AS persons FROM person"])
 
 
 class QueryResponse(_Open):

@@ -21,7 +21,7 @@ from portal.services.tokens import Caller
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
 
-@router.post("/query", response_model=QueryResponse, tags=["sql"],
+@router.post("/query", response_model=QueryResponse, tags=["sql"], operation_id="run_query",
              summary="Run governed SQL on a dataset")
 def run_query(body: QueryRequest, request: Request, ctx: Context = Depends(context),
               who: Caller = Depends(caller("query:run"))) -> dict[str, Any]:
@@ -48,6 +48,7 @@ def _dataset_budget(ctx: Context, who: Caller, dataset_id: str) -> dict[str, Any
 
 
 @router.get("/budget", response_model=BudgetResponse, tags=["sql", "validation"],
+            operation_id="budget",
             summary="Query budgets and validation quotas")
 def budget(ctx: Context = Depends(context),
            who: Caller = Depends(caller("budget:read"))) -> dict[str, Any]:
@@ -61,7 +62,7 @@ def budget(ctx: Context = Depends(context),
     return {"datasets": datasets, "tasks": tasks}
 
 
-@router.get("/token", response_model=TokenView, tags=["tokens"],
+@router.get("/token", response_model=TokenView, tags=["tokens"], operation_id="token",
             summary="The token this request carries")
 def token(who: Caller = Depends(caller(None))) -> dict[str, Any]:
     """Its owner, team, scopes and expiry (useful to check a CI secret)."""

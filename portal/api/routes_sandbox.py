@@ -17,6 +17,8 @@ from portal.services.tokens import Caller
 
 router = APIRouter(prefix="/api/v1", tags=["validation"], responses=ERRORS)
 RunId = Annotated[int, Path(ge=1, le=2**62, description="the run's id")]
+RUN_LINKS = {name: {"operationId": operation, "parameters": {"run_id": "$response.body#/id"}}
+             for name, operation in (("status", "run_status"), ("report", "run_report"))}
 
 
 def _dataset_of(ctx: Context, task_id: str) -> str | None:
@@ -33,7 +35,8 @@ def _visible_status(ctx: Context, who: Caller, request: Request, run_id: int) ->
     return status
 
 
-@router.get("/tasks", response_model=list[TaskView], summary="Validation tasks")
+@router.get("/tasks", response_model=list[TaskView], summary="Validation tasks",
+            operation_id="list_tasks")
 def list_tasks(ctx: Context = Depends(context),
                who: Caller = Depends(caller("sandbox:read"))) -> list[dict[str, Any]]:
     """The task cards on the datasets the token names (features, SQL, quotas, limits)."""
@@ -41,10 +44,13 @@ def list_tasks(ctx: Context = Depends(context),
             if card.dataset in who.token.datasets]
 
 
-@router.post("/runs", response_model=RunView, status_code=201,
-             summary="Submit a model for validation (or a dry run)")
+@router.post("/runs", response_model=RunView, status_code=201, operation_id="submit_model",
+             summary="Submit a model for validation (or a dry run)",
+             responses={201: {"description": "The run, queued (or finished, for a dry run)",
+                              "links": RUN_LINKS}})
 def submit(request: Request,
-           task: Annotated[str, Form(max_length=100, description="task id")],
+           task: Annotated[str, Form(max_length=100, description="task id",
+                                     examples=["wdbc-malignancy"])],
            model: Annotated[UploadFile, File(description="the ONNX model file")],
            name: Annotated[str, Form(max_length=1000)] = "",
            version: Annotated[str, Form(max_length=1000)] = "1",
@@ -69,7 +75,8 @@ def submit(request: Request,
     return services.run_status(ctx, who.principal, run_id)
 
 
-@router.get("/runs", response_model=list[RunView], summary="The team's runs")
+@router.get("/runs", response_model=list[RunView], summary="The team's runs",
+            operation_id="list_runs")
 def list_runs(task: Annotated[str | None, Query(max_length=100)] = None,
               ctx: Context = Depends(context),
               who: Caller = Depends(caller("sandbox:read"))) -> list[dict[str, Any]]:
@@ -79,7 +86,8 @@ def list_runs(task: Annotated[str | None, Query(max_length=100)] = None,
             if datasets.get(run["task"]) in who.token.datasets]
 
 
-@router.get("/runs/{run_id}", response_model=RunView, summary="A run's status")
+@router.get("/runs/{run_id}", response_model=RunView, summary="A run's status",
+            operation_id="run_status")
 def run_status(run_id: RunId, request: Request, ctx: Context = Depends(context),
                who: Caller = Depends(caller("sandbox:read"))) -> dict[str, Any]:
     """Queued, running, awaiting review, completed, released, withheld or failed."""
@@ -87,7 +95,7 @@ def run_status(run_id: RunId, request: Request, ctx: Context = Depends(context),
 
 
 @router.get("/runs/{run_id}/report", response_model=dict[str, Any],
-            summary="A run's validation report")
+            summary="A run's validation report", operation_id="run_report")
 def run_report(run_id: RunId, request: Request, ctx: Context = Depends(context),
                who: Caller = Depends(caller("sandbox:read"))) -> dict[str, Any]:
     """The report as the team may see it (see docs/report-schema.md); 403
