@@ -3,6 +3,8 @@ Each calls the same ``portal.services.sandbox`` functions as the pages and the C
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
@@ -10,10 +12,13 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Upload
 from portal.api.deps import audited_lookup, caller, context, endpoint
 from portal.api.errors import ERRORS
 from portal.api.models import RunView, TaskView
+from portal.errors import NotFound
 from portal.services import sandbox as services
 from portal.services import tokens
 from portal.services.context import Context
+from portal.services.policies import _fingerprint as card_files_fingerprint
 from portal.services.tokens import Caller
+from sandbox.tasks import TaskCard
 
 router = APIRouter(prefix="/api/v1", tags=["validation"], responses=ERRORS)
 RunId = Annotated[int, Path(ge=1, le=2**62, description="the run's id")]
@@ -21,8 +26,35 @@ RUN_LINKS = {name: {"operationId": operation, "parameters": {"run_id": "$respons
              for name, operation in (("status", "run_status"), ("report", "run_report"))}
 
 
+_cards_lock = threading.Lock()
+_cards_cache: dict[FilePath, tuple[tuple, dict[str, TaskCard]]] = {}
+
+
+def _cards(ctx: Context) -> dict[str, TaskCard]:
+    """``services.tasks`` for the API's own scope checks, reused while the card files are
+    unchanged (a status request would otherwise parse every card; the use cases it calls still
+    load and check the cards themselves)."""
+    folder = ctx.settings.tasks_dir or ctx.settings.project_root / "sandbox" / "tasks"
+    stamp = card_files_fingerprint(folder)
+    with _cards_lock:
+        cached = _cards_cache.get(folder)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    cards = services.tasks(ctx)
+    with _cards_lock:
+        _cards_cache[folder] = (stamp, cards)
+    return cards
+
+
+def _card(ctx: Context, task_id: str) -> TaskCard:
+    card = _cards(ctx).get(task_id)
+    if card is None:
+        raise NotFound("task_not_found", "There is no such validation task.")
+    return card
+
+
 def _dataset_of(ctx: Context, task_id: str) -> str | None:
-    card = services.tasks(ctx).get(task_id)
+    card = _cards(ctx).get(task_id)
     return card.dataset if card else None
 
 
@@ -63,7 +95,7 @@ def submit(request: Request,
     """Check and queue an ONNX model (multipart upload) with its model card. A dry run is scored
     at once on the task's synthetic twin and returned finished; a validation is queued."""
     card = audited_lookup(ctx, who, "sandbox.submit", f"task:{task[:100]}",
-                          lambda: services.get_task(ctx, task))
+                          lambda: _card(ctx, task))
     tokens.check_scope(ctx, who, "sandbox:submit", card.dataset, endpoint(request))
     model_card = {"name": name or (model.filename or "")[:100], "version": version,
                   "intended_use": intended_use, "training_data": training_data}
@@ -81,7 +113,7 @@ def list_runs(task: Annotated[str | None, Query(max_length=100)] = None,
               ctx: Context = Depends(context),
               who: Caller = Depends(caller("sandbox:read"))) -> list[dict[str, Any]]:
     """The team's runs (newest first) on tasks whose dataset the token names."""
-    datasets = {card.id: card.dataset for card in services.tasks(ctx).values()}
+    datasets = {card.id: card.dataset for card in _cards(ctx).values()}
     return [run for run in services.list_runs(ctx, who.principal, task_id=task)
             if datasets.get(run["task"]) in who.token.datasets]
 
