@@ -28,7 +28,7 @@ def test_schemathesis_finds_no_server_errors(released_ctx, live_api, tmp_path):
                "--max-examples", str(MAX_EXAMPLES), "--seed", "20261201", "--workers", "1",
                "--generation-database", "none", "--request-timeout", "60", "--no-color",
                "--phases", "examples,coverage,fuzzing,stateful", "--report-dir", str(tmp_path)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900,
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path,
                           env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
     assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-2000:]
     assert "passed" in done.stdout
