@@ -86,6 +86,11 @@ class Settings:
     revalidate_cron: str = "0 3 * * *"
     store_busy_timeout_ms: int = 30_000
     store_lock_wait_seconds: int = 600
+    api_host: str = "127.0.0.1"
+    api_port: int = 8502
+    api_token_max_days: int = 30
+    api_max_upload_mb: int = 200
+    api_public_url: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -123,6 +128,11 @@ class Settings:
             revalidate_cron=_cron(env),
             store_busy_timeout_ms=_int(env, "PORTAL_STORE_BUSY_TIMEOUT_MS", 30_000, 50, 600_000),
             store_lock_wait_seconds=_int(env, "PORTAL_STORE_LOCK_WAIT_SECONDS", 600, 1, 86_400),
+            api_host=env.get("PORTAL_API_HOST", "127.0.0.1") or "127.0.0.1",
+            api_port=_int(env, "PORTAL_API_PORT", 8502, 1, 65535),
+            api_token_max_days=_int(env, "PORTAL_API_TOKEN_MAX_DAYS", 30, 1, 365),
+            api_max_upload_mb=_int(env, "PORTAL_API_MAX_UPLOAD_MB", 200, 1, 200),
+            api_public_url=(env.get("PORTAL_API_URL") or "").rstrip("/"),
         )
         settings.validate()
         return settings
@@ -138,6 +148,12 @@ class Settings:
                 raise ConfigError(
                     "PORTAL_DEV_SIGN_IN (the development sign-in provider) is refused in production"
                 )
+
+    @property
+    def api_url(self) -> str:
+        """The API's base address as people and CI should use it (``PORTAL_API_URL``, else the
+        address ``portal api`` binds)."""
+        return self.api_public_url or f"http://{self.api_host}:{self.api_port}"
 
     # --- the store and the shared storage ------------------------------------------------
     @property

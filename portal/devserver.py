@@ -3,8 +3,9 @@ sign-in provider, on this machine only.
 
 Starts ``oidc-provider-mock`` on 127.0.0.1 with the demo personas, writes
 ``.streamlit/secrets.toml`` ([auth] pointing at it, with a per-install cookie secret), binds the
-demo users to the provider's issuer and subjects, starts ``streamlit run app.py`` and prints how
-to sign in. Ctrl-C stops both. Refuses a non-loopback address and a production configuration.
+demo users to the provider's issuer and subjects, starts ``streamlit run app.py``, the HTTP API
+(``portal api``) and a validation worker, and prints how to sign in and how to get an API token.
+Ctrl-C stops them all. Refuses a non-loopback address and a production configuration.
 """
 
 from __future__ import annotations
@@ -147,6 +148,27 @@ def start_portal(settings: Settings, host: str = "127.0.0.1", port: int = PORTAL
     return proc
 
 
+def start_api(settings: Settings, host: str = "127.0.0.1", port: int | None = None,
+              environ: Mapping[str, str] | None = None, log_path: Path | None = None,
+              ) -> subprocess.Popen:
+    """Start the HTTP API (``portal api``) on a loopback address and wait until it answers."""
+    check_loopback(host)
+    port = settings.api_port if port is None else port
+    env = dict(os.environ if environ is None else environ)
+    env["PORTAL_HOME"] = str(settings.home)
+    out = open(log_path, "ab") if log_path else None  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from portal.cli import main; "
+                             f"sys.exit(main(['api', '--host', {host!r}, '--port', '{port}']))"],
+                            cwd=settings.project_root, env=env, stdout=out,
+                            stderr=subprocess.STDOUT if out else None)
+    try:
+        wait_for_http(f"http://{host}:{port}/api/health", 60, proc)
+    except RuntimeError:
+        stop(proc)
+        raise
+    return proc
+
+
 def stop(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
     """Terminate a process we started, killing it if it does not exit in time."""
     if proc is None or proc.poll() is not None:
@@ -159,12 +181,19 @@ def stop(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
         proc.wait(timeout)
 
 
-def instructions(portal_port: int = PORTAL_PORT) -> str:
+def instructions(portal_port: int = PORTAL_PORT, api_url: str | None = None) -> str:
     lines = [f"Accelerator Portal: http://localhost:{portal_port}",
              "Click 'Sign in'; the development provider lists one button per persona:"]
     for persona in PERSONAS:
         who = "platform staff" if persona.role == "staff" else f"startup {persona.team}"
         lines.append(f"  {persona.sub:<28} {persona.email:<30} {who}")
+    if api_url:
+        member = next(p for p in PERSONAS if p.role == "member")
+        lines += [f"HTTP API: {api_url}/api/v1 (OpenAPI document: {api_url}/api/v1/openapi.json;"
+                  " guide: docs/api.md)",
+                  "Get a token: sign in as a startup member and open 'API tokens', or run",
+                  f"  portal tokens create --user {member.email} --name CI --dataset wdbc"
+                  " --action sandbox:submit --action sandbox:read"]
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
 
@@ -174,6 +203,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--port", type=int, default=PORTAL_PORT)
     parser.add_argument("--provider-port", type=int, default=MOCK_PORT)
+    parser.add_argument("--api-port", type=int, help="HTTP API port (default: PORTAL_API_PORT)")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(os.environ if environ is None else environ)
@@ -191,21 +221,25 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 2
     settings.ensure_home()
     provider, issuer = start_provider("127.0.0.1", args.provider_port, settings.staff_group)
-    portal = worker = None
+    portal = worker = api = None
+    api_port = args.api_port or settings.api_port
+    api_url = settings.api_public_url or f"http://{args.host}:{api_port}"
     try:
         cookie_secret = settings.secret("streamlit_cookie_secret").hex()
         write_secrets(settings.project_root / ".streamlit" / "secrets.toml",
                       secrets_toml(issuer, cookie_secret, args.port))
         seed_and_bind(settings, issuer)
-        portal = start_portal(settings, args.host, args.port)
+        api = start_api(settings, args.host, api_port)
+        portal = start_portal(settings, args.host, args.port,
+                              environ={**os.environ, "PORTAL_API_URL": api_url})
         # A validation worker beside the portal, so submitted models get validated.
         worker = subprocess.Popen([sys.executable, "-c", "import sys; from portal.cli import "
                                    "main; sys.exit(main(['sandbox', 'work']))"],
                                   cwd=settings.project_root,
                                   env={**os.environ, "PORTAL_HOME": str(settings.home)})
-        print(instructions(args.port), flush=True)
+        print(instructions(args.port, api_url), flush=True)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        while provider.poll() is None and portal.poll() is None:
+        while provider.poll() is None and portal.poll() is None and api.poll() is None:
             time.sleep(0.5)
         return 1
     except KeyboardInterrupt:
@@ -213,6 +247,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     finally:
         stop(worker)
         stop(portal)
+        stop(api)
         stop(provider)
 
 

@@ -21,7 +21,7 @@ log = logging.getLogger("portal")
 
 # Each area adds its commands through a module with `register(subparsers)`; every command sets
 # `func(args, settings) -> int`.
-AREAS = ["admin", "datasets", "policies", "access", "query", "sandbox", "worker"]
+AREAS = ["admin", "datasets", "policies", "access", "query", "sandbox", "worker", "tokens", "api"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,19 +39,20 @@ AUDIT_SQL_CHARS = 8192
 ACTION = "query.run"
 
 __all__ = ["QueryResult", "run_query", "query_history", "save_query", "list_saved_queries",
-           "delete_saved_query", "schema_for", "can_download", "extract_for"]
+           "delete_saved_query", "schema_for", "can_download", "extract_for", "query_budget"]
 
 
 def _iso(moment: datetime) -> str:
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def check_budget(ctx: Context, principal: Principal, grant: Grant, tier: Tier,
-                 now: datetime | None = None) -> None:
-    """Raises QuotaExceeded(``query_budget_exceeded``) when the user's per-minute or per-day
-    budget for this dataset and tier is used up (counting every attempt that passed the grant
-    check, refused ones included: probing costs budget too)."""
+def budget_use(ctx: Context, principal: Principal, grant: Grant, tier: Tier,
+               now: datetime | None = None) -> list[dict[str, Any]]:
+    """The user's query budget for this dataset and tier: one ``{"window", "used", "limit"}``
+    per window (``minute``, ``day``), counting every attempt that passed the grant check,
+    refused ones included (probing costs budget too)."""
     moment = now or datetime.now(UTC)
+    windows = []
     for window, limit, label in ((timedelta(minutes=1), tier.budget.per_minute, "minute"),
                                  (timedelta(days=1), tier.budget.per_day, "day")):
         used = ctx.conn.execute(
@@ -59,9 +60,29 @@ def check_budget(ctx: Context, principal: Principal, grant: Grant, tier: Tier,
             " AND started_at > ?",
             (principal.user_id, grant.dataset_id, grant.tier, _iso(moment - window))
         ).fetchone()[0]
-        if used >= limit:
+        windows.append({"window": label, "used": int(used), "limit": limit})
+    return windows
+
+
+def check_budget(ctx: Context, principal: Principal, grant: Grant, tier: Tier,
+                 now: datetime | None = None) -> None:
+    """Raises QuotaExceeded(``query_budget_exceeded``) when the user's per-minute or per-day
+    budget for this dataset and tier is used up (see :func:`budget_use`)."""
+    for window in budget_use(ctx, principal, grant, tier, now):
+        if window["used"] >= window["limit"]:
             raise QuotaExceeded("query_budget_exceeded",
-                                f"You have used your budget of {limit} queries per {label}.")
+                                f"You have used your budget of {window['limit']} queries per "
+                                f"{window['window']}.")
+
+
+def query_budget(ctx: Context, principal: Principal, dataset_id: str) -> dict[str, Any]:
+    """The principal's query budget on ``dataset_id`` under the team's grant:
+    ``{"dataset", "tier", "windows": [...]}`` (see :func:`budget_use`). Raises Denied (no active
+    grant), NotFound or ConfigError as :func:`run_query` would."""
+    grant = check_active_grant(ctx.conn, principal, dataset_id)
+    _, resolved = resolved_tier(ctx, dataset_id, grant.tier)
+    return {"dataset": dataset_id, "tier": grant.tier,
+            "windows": budget_use(ctx, principal, grant, resolved.settings)}
 
 
 def _start_run(ctx: Context, principal: Principal, grant: Grant, tier: Tier, query_id: str,

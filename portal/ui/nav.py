@@ -18,6 +18,7 @@ STARTUP_PAGES = [
     ("request_access.py", "Request access", "key", "request-access"),
     ("workspace.py", "SQL workspace", "terminal", "workspace"),
     ("model_validation.py", "Validation sandbox", "science", "sandbox"),
+    ("api_tokens.py", "API tokens", "key_vertical", "api-tokens"),
 ]
 STAFF_PAGES = [
     ("home.py", "Home", "home", "home"),

@@ -10,7 +10,8 @@ from portal.store.db import transaction
 from tests.app.helpers import ROOT, app, claims, error_codes, texts
 
 STAFF_ONLY = {"review_queue.py", "teams.py", "grants.py", "audit_log.py", "datasets_admin.py"}
-MEMBER_ONLY = {"catalog.py": False, "request_access.py": True, "workspace.py": True}
+MEMBER_ONLY = {"catalog.py": False, "request_access.py": True, "workspace.py": True,
+               "api_tokens.py": True}
 OWN_PAGES = sorted(p.name for p in (ROOT / "pages").glob("*.py")
                    if p.name not in ("model_validation.py", "validation_runs.py"))
 FOUNDER = "founder@gamma-ai.example"

@@ -21,6 +21,9 @@ def test_defaults_put_every_state_folder_under_the_home(tmp_path):
         ({"PORTAL_QUERY_WORKERS": "0"}, "PORTAL_QUERY_WORKERS"),
         ({"PORTAL_ENV": "staging"}, "PORTAL_ENV"),
         ({"PORTAL_SANDBOX_ALLOW_UNISOLATED": "perhaps"}, "PORTAL_SANDBOX_ALLOW_UNISOLATED"),
+        ({"PORTAL_API_PORT": "0"}, "PORTAL_API_PORT"),
+        ({"PORTAL_API_TOKEN_MAX_DAYS": "400"}, "PORTAL_API_TOKEN_MAX_DAYS"),
+        ({"PORTAL_API_MAX_UPLOAD_MB": "201"}, "PORTAL_API_MAX_UPLOAD_MB"),
     ],
 )
 def test_bad_values_fail_fast_naming_the_variable(tmp_path, env, name):
@@ -43,3 +46,11 @@ def test_secrets_are_created_once_private_and_stable(tmp_path):
     first = s.secret("salt")
     assert s.secret("salt") == first and len(first) == 32
     assert (s.secrets_dir / "salt").stat().st_mode & 0o077 == 0
+
+
+def test_api_address_defaults_to_loopback_and_can_be_published_behind_a_proxy(tmp_path):
+    s = Settings.from_env({"PORTAL_HOME": str(tmp_path)})
+    assert (s.api_url, s.api_token_max_days) == ("http://127.0.0.1:8502", 30)
+    s = Settings.from_env({"PORTAL_HOME": str(tmp_path), "PORTAL_API_PORT": "9000",
+                           "PORTAL_API_URL": "https://api.portal.example/"})
+    assert s.api_port == 9000 and s.api_url == "https://api.portal.example"

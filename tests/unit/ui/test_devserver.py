@@ -73,3 +73,27 @@ def test_seed_and_bind_binds_every_persona_to_the_provider(settings, ctx):
         principal = sign_in(ctx, claims, settings, now=2_000_000_000)
         assert principal.email == persona.email
         assert principal.is_staff == (persona.role == "staff")
+
+
+def test_the_api_starts_beside_the_portal_on_loopback_only(settings):
+    import socket
+    import urllib.request
+
+    with pytest.raises(ConfigError):
+        devserver.start_api(settings, "0.0.0.0", 1)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = devserver.start_api(settings, "127.0.0.1", port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/openapi.json") as answer:
+            assert b'"personal_access_token"' in answer.read()
+    finally:
+        devserver.stop(proc)
+    assert proc.poll() is not None
+
+
+def test_instructions_say_where_the_api_is_and_how_to_get_a_token():
+    text = devserver.instructions(8501, "http://127.0.0.1:8502")
+    assert "http://127.0.0.1:8502/api/v1" in text and "portal tokens create" in text
+    assert "API tokens" in text
