@@ -242,5 +242,6 @@ def test_members_revoke_only_their_own_tokens_and_staff_any(ctx, member):
 
 def test_the_hash_key_is_per_installation(ctx, member, tmp_path):
     make_token(ctx, member)
-    other_home = dataclasses.replace(ctx.settings, home=tmp_path / "other")
+    other_home = dataclasses.replace(ctx.settings, home=tmp_path / "other",
+                                     shared_secrets_dir=tmp_path / "other" / "secrets")
     assert other_home.secret(tokens.KEY_NAME) != ctx.settings.secret(tokens.KEY_NAME)
