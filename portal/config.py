@@ -57,6 +57,8 @@ class Settings:
     session_max_age_hours: int = 12
     dev_sign_in: bool = True
     staff_group: str = "portal-staff"
+    secrets_path: Path | None = None
+    audit_anchor_path: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +88,8 @@ class Settings:
             session_max_age_hours=_int(env, "PORTAL_SESSION_MAX_AGE_HOURS", 12, 1, 24 * 30),
             dev_sign_in=_bool(env, "PORTAL_DEV_SIGN_IN", environment == "development"),
             staff_group=env.get("PORTAL_STAFF_GROUP", "portal-staff") or "portal-staff",
+            secrets_path=folder("PORTAL_SECRETS_DIR", home / "secrets"),
+            audit_anchor_path=folder("PORTAL_AUDIT_ANCHOR_DIR", home / "audit-anchors"),
         )
         settings.validate()
         return settings
@@ -125,7 +129,16 @@ class Settings:
 
     @property
     def secrets_dir(self) -> Path:
-        return self.home / "secrets"
+        """Where the installation's secrets live (``PORTAL_SECRETS_DIR``, default
+        ``$PORTAL_HOME/secrets``). Several servers of one installation share this folder."""
+        return self.secrets_path or self.home / "secrets"
+
+    @property
+    def audit_anchor_dir(self) -> Path:
+        """Where signed audit checkpoints are written (``PORTAL_AUDIT_ANCHOR_DIR``, default
+        ``$PORTAL_HOME/audit-anchors``); point it outside the home, at storage the portal's
+        operators cannot rewrite, for the checkpoints to protect against them."""
+        return self.audit_anchor_path or self.home / "audit-anchors"
 
     def ensure_home(self) -> None:
         for path in (self.home, self.releases_dir, self.extracts_dir, self.models_dir,

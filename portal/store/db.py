@@ -19,14 +19,23 @@ def utcnow() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def connect(path: Path) -> sqlite3.Connection:
+class StoreConnection(sqlite3.Connection):
+    """A store connection that knows its installation's settings: the audit log keys its chain
+    with a secret of the installation (``portal.audit``), which never lives in the store."""
+
+    settings: Settings | None = None
+
+
+def connect(path: Path, settings: Settings | None = None) -> StoreConnection:
     """Open the store file with WAL, foreign keys and a generous busy timeout.
 
     ``isolation_level=None``: transactions are explicit (see :func:`transaction`), so that a
-    writer takes the write lock up front (BEGIN IMMEDIATE) instead of failing on upgrade."""
+    writer takes the write lock up front (BEGIN IMMEDIATE) instead of failing on upgrade.
+    ``settings``: the installation the store belongs to (needed to write audit events)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                           check_same_thread=False)
+                           check_same_thread=False, factory=StoreConnection)
+    conn.settings = settings
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
@@ -109,6 +118,6 @@ def _split_statements(sql: str) -> list[str]:
 def open_store(settings: Settings) -> sqlite3.Connection:
     """Open the store under the settings' home, creating folders and applying migrations."""
     settings.ensure_home()
-    conn = connect(settings.store_path)
+    conn = connect(settings.store_path, settings)
     migrate(conn)
     return conn

@@ -62,7 +62,7 @@ def context() -> Context:
         if home not in _migrated:
             open_store(current).close()
             _migrated.add(home)
-    ctx = Context(settings=current, conn=connect(current.store_path))
+    ctx = Context(settings=current, conn=connect(current.store_path, current))
     st.session_state[_CTX_KEY] = ctx
     return ctx
 
