@@ -9,8 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from portal.errors import ConfigError, PortalError
+from portal.identity import Principal
 
 FORMATS = ("table", "json", "csv")
+
+# Without --user the CLI acts as the operator of this installation (it already holds the
+# portal's home folder); every action is still audited under this name.
+OPERATOR = Principal(user_id=None, email="cli-operator", role="staff")
 
 
 def add_format(parser, choices: Sequence[str] = ("table", "json")) -> None:
