@@ -17,7 +17,9 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 from portal.cli import output
 from portal.config import Settings
@@ -156,21 +158,33 @@ def _audit_bad_command_line(environ: Mapping[str, str], exc: PortalError) -> Non
         log.debug("could not audit a refused command line", exc_info=True)
 
 
-def _log_to_home(environ: Mapping[str, str]) -> None:
-    """Internal errors go to ``$PORTAL_HOME/logs/cli.log`` (with their reference), not to the
-    terminal."""
-    if log.handlers:
-        return
-    try:
-        settings = Settings.from_env(environ)
-        folder = settings.home / "logs"
-        folder.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(folder / "cli.log", delay=True, encoding="utf-8")
-    except (PortalError, OSError):
-        handler = logging.NullHandler()
+class _HomeLog(logging.FileHandler):
+    """A log file whose folder is made on the first record (a command that logs nothing
+    creates nothing)."""
+
+    def _open(self):  # type: ignore[override]
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
+@contextmanager
+def _log_to_home(environ: Mapping[str, str]) -> Iterator[None]:
+    """While a command runs, the portal's log (internal errors, with their reference) goes to
+    ``$PORTAL_HOME/logs/cli.log``, not to the terminal."""
+    handler: logging.Handler = logging.NullHandler()
+    with suppress(PortalError):
+        handler = _HomeLog(Settings.from_env(environ).home / "logs" / "cli.log", delay=True,
+                           encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    propagate = log.propagate
     log.addHandler(handler)
     log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        log.propagate = propagate
 
 
 def _main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
@@ -183,16 +197,13 @@ def _main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
             _audit_bad_command_line(environ, exc)
             raise
         fmt = getattr(args, "format", fmt)
-        settings = Settings.from_env(environ)
-        _log_to_home(environ)
-        return _run(args, settings)
+        return _run(args, Settings.from_env(environ))
     except PortalError as exc:
         shown = public_error(exc)
         if not getattr(exc, "shown", False):  # a command that printed its own report of it
             output.error(shown, fmt)
         return shown.exit_code
     except Exception as exc:  # never show internals to the caller
-        _log_to_home(environ)
         log.exception("internal error")
         output.error(public_error(exc), fmt)
         return 1
@@ -201,8 +212,9 @@ def _main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run one command. ``argv`` defaults to ``sys.argv[1:]``, ``environ`` to the process's."""
     try:
-        code = _main(sys.argv[1:] if argv is None else list(argv),
-                     os.environ if environ is None else environ)
+        env = os.environ if environ is None else environ
+        with _log_to_home(env):
+            code = _main(sys.argv[1:] if argv is None else list(argv), env)
         sys.stdout.flush()
         return code
     except BrokenPipeError:
