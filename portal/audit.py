@@ -322,7 +322,7 @@ def _remember(conn: sqlite3.Connection, result: VerifyResult) -> None:
 
 
 def _finish(conn: sqlite3.Connection, result: VerifyResult, extra: Sequence[Path],
-            thorough: bool) -> VerifyResult:
+            thorough: bool, remember: bool = True) -> VerifyResult:
     """Compare the verified chain with the signed checkpoints; remember it when it holds."""
     from portal import audit_checkpoints
 
@@ -336,7 +336,8 @@ def _finish(conn: sqlite3.Connection, result: VerifyResult, extra: Sequence[Path
     result = replace(result, checkpoints=checked, notes=tuple(notes))
     if problems:
         return replace(result, ok=False, problem=problems[0])
-    _remember(conn, result)
+    if remember:
+        _remember(conn, result)
     return result
 
 
@@ -381,4 +382,4 @@ def verify_new(conn: sqlite3.Connection) -> VerifyResult:
                           full=False)
     if not result.ok:
         return result
-    return _finish(conn, result, (), thorough=False)
+    return _finish(conn, result, (), thorough=False, remember=walk.checked > 0)

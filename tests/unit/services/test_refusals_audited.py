@@ -249,3 +249,19 @@ def test_an_internal_failure_records_where_it_happened_without_values(ctx):
     assert event.details["cause"] == "builtins.ValueError"
     assert event.details["where"].startswith("portal/services/query.py:")
     assert "secret-value-42" not in str(event.to_dict())
+
+
+@pytest.mark.parametrize(("call", "action", "reason"), [
+    (lambda c, s: sandbox.release_run(c, s, 999_999), "sandbox.run.release", "run_not_found"),
+    (lambda c, s: sandbox.withhold_run(c, s, 999_999, "not good"), "sandbox.run.withhold",
+     "run_not_found"),
+    (lambda c, s: sandbox.rerun_latest(c, s, "no-such-task"), "sandbox.rerun", "task_not_found"),
+], ids=["release", "withhold", "rerun"])
+def test_staff_acting_on_an_unknown_run_or_task_is_audited_once(ctx, call, action, reason):
+    demo.seed_people(ctx)
+    staff = principal_for_email(ctx.conn, STAFF)
+    before = ctx.conn.execute("SELECT max(id) FROM audit_events").fetchone()[0]
+    with pytest.raises(UserError):
+        call(ctx, staff)
+    events = [e for e in audit.list_events(ctx.conn) if e.id > before]
+    assert [(e.action, e.decision, e.reason) for e in events] == [(action, "denied", reason)]
