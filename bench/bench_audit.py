@@ -4,12 +4,11 @@ ratio against a baseline measured in the same run on the same store file."""
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench.bench_access import _median_ms
 from portal import audit
 from portal.config import Settings
 from portal.services.context import Context
@@ -17,15 +16,6 @@ from portal.store.db import transaction
 
 EVENTS = 20_000
 NEW_PER_VISIT = 20
-
-
-def _median_ms(call, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def main(argv: list[str]) -> None:

@@ -12,10 +12,8 @@ import pytest
 from portal import audit
 from portal.cli import leaf_commands, main
 from portal.services import demo
-from portal.services import sandbox as sandbox_services
 from portal.services.context import Context
-from portal.store.db import transaction
-from sandbox import store as runs
+from tests.factories import make_validation_run
 
 STAFF, MEMBER, OTHER = ("staff@platform.example", "founder@gamma-ai.example",
                         "analyst@acme-health.example")
@@ -26,13 +24,7 @@ def home(settings):
     """The demo people and grants, and a validation run of another team (acme-health)."""
     ctx = Context.open(settings)
     demo.seed(ctx)
-    card = sandbox_services.get_task(ctx, "wdbc-malignancy")
-    with transaction(ctx.conn):
-        model_id = runs.insert_model(ctx.conn, sha256="0" * 64, size_bytes=1, team="acme-health",
-                                     uploaded_by=OTHER, name="m", model_version="1",
-                                     intended_use="t", training_data="t")
-        run_id = runs.insert_run(ctx.conn, kind="validation", card=card, team="acme-health",
-                                 requested_by=OTHER, model_id=model_id)
+    run_id = make_validation_run(ctx, "acme-health", OTHER)
     ctx.close()
     return settings, run_id
 

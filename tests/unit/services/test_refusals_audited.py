@@ -24,8 +24,7 @@ from portal.services import (
     query,
     sandbox,
 )
-from portal.store.db import transaction
-from sandbox import store as runs
+from tests.factories import make_validation_run
 
 STAFF, MEMBER, OTHER = ("staff@platform.example", "founder@gamma-ai.example",
                         "analyst@acme-health.example")
@@ -56,14 +55,7 @@ def _public_functions():
 
 def _ctx_with_people_and_a_run(ctx):
     demo.seed_people(ctx)
-    card = sandbox.get_task(ctx, "wdbc-malignancy")
-    with transaction(ctx.conn):
-        model_id = runs.insert_model(ctx.conn, sha256="0" * 64, size_bytes=1, team="acme-health",
-                                     uploaded_by=OTHER, name="m", model_version="1",
-                                     intended_use="t", training_data="t")
-        run_id = runs.insert_run(ctx.conn, kind="validation", card=card, team="acme-health",
-                                 requested_by=OTHER, model_id=model_id)
-    return run_id
+    return make_validation_run(ctx, "acme-health", OTHER)
 
 
 # (use case, action recorded, the refused call). `m`: a member of a team with no grants and
