@@ -15,6 +15,7 @@ import json
 import os
 import re
 import sqlite3
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,7 +136,10 @@ def parse(settings: Settings, raw: bytes, name: str) -> Checkpoint:
 def load(settings: Settings, path: Path) -> Checkpoint:
     """Read and check one checkpoint file (at most 64 KB). Raises CheckpointError."""
     try:
-        with open(path, "rb") as fh:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO or device never blocks us
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise CheckpointError("it is not a regular file")
             raw = fh.read(MAX_BYTES + 1)
     except OSError:
         raise CheckpointError("it cannot be read") from None

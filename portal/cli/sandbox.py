@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from portal.cli import args as types
 from portal.cli import output
@@ -131,16 +133,26 @@ def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _open_model(path: Path) -> BinaryIO:
+    """The model file, opened for streaming; a FIFO or device is refused rather than read.
+    Raises InvalidInput(``model_file_unreadable``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        raise InvalidInput("model_file_unreadable", "The model file cannot be read.") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InvalidInput("model_file_unreadable", "The model is not a regular file.")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def _submit(args: argparse.Namespace, settings: Settings, kind: str) -> int:
     services, ctx = _open(settings)
     principal = _who(ctx, args.user)
     card = {"name": args.name or args.model.name[:100], "version": args.model_version,
             "intended_use": args.intended_use, "training_data": args.training_data}
-    try:
-        fh = open(args.model, "rb")  # noqa: SIM115 - closed below; streamed with a size cap
-    except OSError:
-        raise InvalidInput("model_file_unreadable", "The model file cannot be read.") from None
-    with fh:
+    with _open_model(args.model) as fh:
         if kind == "validation":
             run_id = services.submit(ctx, principal, args.task, fh, card, args.model.name)
             result = services.run_status(ctx, principal, run_id)

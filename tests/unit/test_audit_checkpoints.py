@@ -204,3 +204,12 @@ def test_an_unkeyed_event_after_keyed_ones_is_refused(ctx):
     ctx.conn.execute("UPDATE audit_events SET chain = 1, hash = ? WHERE id = ?", (digest, ids[2]))
     result = audit.verify(ctx.conn)
     assert not result.ok and result.first_bad_id == ids[2]
+
+
+def test_a_fifo_given_as_a_checkpoint_is_refused_without_blocking(ctx, tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(audit_checkpoints.CheckpointError, match="not a regular file"):
+        audit_checkpoints.load(ctx.settings, fifo)

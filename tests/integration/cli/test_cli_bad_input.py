@@ -184,3 +184,16 @@ def test_an_internal_failure_is_generic_for_the_caller_and_audited_with_its_caus
     assert event.details["reference"] in done.stderr.decode()
     log = (home.home / "logs" / "cli.log").read_text()
     assert event.details["reference"] in log and "Traceback" in log
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_model_path_that_is_not_a_regular_file_is_refused_without_blocking(home, tmp_path,
+                                                                            kind):
+    model = tmp_path / "model.onnx"
+    os.mkfifo(model) if kind == "fifo" else model.mkdir()
+    done = portal(home, "sandbox", "submit", "--user", MEMBER, "--task", "wdbc-malignancy",
+                  "--model", str(model))
+    assert done.returncode == 2
+    _one_clean_line(done, home, "model_file_unreadable")
+    event = _last_event(home)
+    assert (event.action, event.reason) == ("sandbox.submit", "model_file_unreadable")
