@@ -72,16 +72,26 @@ def _where(exc: BaseException) -> str:
     return f"{name}:{frame.lineno} in {frame.name}"
 
 
-def describe_failure(exc: BaseException) -> tuple[str, dict[str, Any], BaseException]:
-    """(reason, details, what the caller gets) for a failure that is not the caller's doing."""
-    if isinstance(exc, PortalError):  # ConfigError, InternalError: already safe to show
-        return exc.code, {"cause": type(exc).__name__, "message": exc.message[:500],
-                          "where": _where(exc)}, exc
+def describe_failure(exc: BaseException, reveal: bool = True,
+                     ) -> tuple[str, dict[str, Any], BaseException]:
+    """(reason, details for staff, what the caller gets) for a failure that is not the caller's
+    doing. The details name the error's class, the portal code line it passed last and a
+    reference, never its arguments (they may hold data values). The caller gets the error
+    itself only for a ConfigError or InternalError shown to staff (``reveal``); otherwise a
+    generic InternalError carrying the reference, which the log records with the trace."""
     reference = secrets.token_hex(4)
     log.error("internal error (reference %s)", reference, exc_info=exc)
-    shown = InternalError(reference=reference)
+    if isinstance(exc, PortalError):
+        details = {"cause": type(exc).__name__, "message": exc.message[:500],
+                   "where": _where(exc), "reference": reference}
+        if reveal:
+            if isinstance(exc, InternalError) and not exc.reference:
+                exc.reference = reference
+            return exc.code, details, exc
+        return exc.code, details, InternalError(reference=reference)
     return "internal_error", {"cause": f"{type(exc).__module__}.{type(exc).__qualname__}",
-                              "where": _where(exc), "reference": reference}, shown
+                              "where": _where(exc), "reference": reference}, \
+        InternalError(reference=reference)
 
 
 def _record(conn: sqlite3.Connection, actor: str, team: str | None, action: str,
@@ -98,12 +108,15 @@ def _record(conn: sqlite3.Connection, actor: str, team: str | None, action: str,
 def attempt(conn: Callable[[], sqlite3.Connection], *, actor: str, action: str,
             team: str | None = None, target: str | None = None,
             details: Mapping[str, Any] | None = None,
-            ignore: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+            ignore: tuple[type[BaseException], ...] = (),
+            reveal: bool = True) -> Iterator[None]:
     """Run the body as one attempt: when it raises an Exception and no event it recorded is in
     the store, record the refusal or failure (see the module docstring). ``conn`` gives the
     store connection, opened only when needed (the CLI opens it lazily). Non-user failures that
-    are not PortalErrors are re-raised as InternalError (from the original). Exceptions of the
-    ``ignore`` types pass through unrecorded (a closed pipe is not the attempt's failure)."""
+    are not PortalErrors are re-raised as InternalError (from the original), and so are
+    ConfigErrors and InternalErrors unless ``reveal`` (the actor is staff or the operator): a
+    broken policy file is the platform's failure, not something to show a startup. Exceptions
+    of the ``ignore`` types pass through unrecorded (a closed pipe is not a failure)."""
     with audit.watch() as seen:
         try:
             yield
@@ -117,7 +130,7 @@ def attempt(conn: Callable[[], sqlite3.Connection], *, actor: str, action: str,
                     extra = dict(details or {})
                     decision = decision_for(exc)
                     if decision == "failed":
-                        reason, more, shown = describe_failure(exc)
+                        reason, more, shown = describe_failure(exc, reveal)
                         extra |= more
                     else:
                         reason = getattr(exc, "code", "error")
@@ -162,7 +175,8 @@ def use_case(action: str | Callable[[Mapping[str, Any]], str], target: Target = 
                          team=principal.team if principal else None,
                          action=_resolve(action, arguments),
                          target=_resolve(target, arguments),
-                         details=details(arguments) if details else None):
+                         details=details(arguments) if details else None,
+                         reveal=principal is None or principal.is_staff):
                 return func(*args, **kwargs)
 
         run.audit_action = action  # type: ignore[attr-defined]

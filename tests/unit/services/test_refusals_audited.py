@@ -257,3 +257,25 @@ def test_staff_acting_on_an_unknown_run_or_task_is_audited_once(ctx, call, actio
         call(ctx, staff)
     events = [e for e in audit.list_events(ctx.conn) if e.id > before]
     assert [(e.action, e.decision, e.reason) for e in events] == [(action, "denied", reason)]
+
+
+def test_a_configuration_failure_is_generic_for_members_and_detailed_for_staff(ctx, tmp_path):
+    from dataclasses import replace
+
+    from portal.errors import ConfigError
+
+    demo.seed_people(ctx)
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "broken.yaml").write_text("id: broken\nunknown_key: 1\n")
+    broken = replace(ctx, settings=replace(ctx.settings, datasets_dir=cards))
+    member, staff = principal_for_email(ctx.conn, MEMBER), principal_for_email(ctx.conn, STAFF)
+    with pytest.raises(InternalError) as shown_to_member:
+        catalog.describe_dataset(broken, member, "broken")
+    assert "broken.yaml" not in shown_to_member.value.message
+    with pytest.raises(ConfigError, match="broken.yaml"):
+        catalog.describe_dataset(broken, staff, "broken")
+    events = audit.list_events(ctx.conn, action="catalog.describe")
+    assert [(e.actor, e.decision) for e in events] == [(STAFF, "failed"), (MEMBER, "failed")]
+    assert events[1].details["reference"] == shown_to_member.value.reference
+    assert "broken.yaml" in events[1].details["message"]  # the cause, for staff
