@@ -67,7 +67,7 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from portal.services import admin
 
     result = _with_store(settings, lambda ctx: admin.verify_audit_chain(
-        ctx, output.OPERATOR, args.checkpoint))
+        ctx, output.operator(), args.checkpoint))
     if args.format == "json":
         output.emit_json(result.to_dict())
     elif result.ok:
@@ -85,7 +85,7 @@ def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
     from portal.services import admin
 
     made = _with_store(settings, lambda ctx: admin.write_audit_checkpoint(
-        ctx, output.OPERATOR, args.out))
+        ctx, output.operator(), args.out))
     if args.format == "json":
         output.emit_json(made)
     else:
@@ -103,7 +103,7 @@ def cmd_audit_list(args: argparse.Namespace, settings: Settings) -> int:
     from portal.services import admin
 
     def listing(ctx: Any) -> list:
-        who = principal_for_email(ctx.conn, args.user) if args.user else output.OPERATOR
+        who = principal_for_email(ctx.conn, args.user) if args.user else output.operator()
         return admin.audit_events(ctx, who, actor=args.actor, team=args.team,
                                   action=args.action, decision=args.decision,
                                   since=args.since, until=args.until, limit=args.limit)

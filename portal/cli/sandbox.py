@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from portal.cli import args as types
 from portal.cli import output
-from portal.cli.output import OPERATOR
 from portal.config import Settings
 from portal.errors import InvalidInput
 
@@ -111,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _who(ctx: Context, email: str | None) -> Principal:
     from portal.identity import principal_for_email
 
-    return principal_for_email(ctx.conn, email) if email else OPERATOR
+    return principal_for_email(ctx.conn, email) if email else output.operator()
 
 
 def _emit(data: dict, fmt: str) -> None:
