@@ -1,5 +1,6 @@
 """Audit: filter by actor, team, dataset, action, decision and time; export CSV; show whether
-the hash chain verifies."""
+the keyed chain verifies (new events on every visit, the whole chain on demand) and write a
+signed checkpoint."""
 
 import datetime as dt
 
@@ -7,17 +8,22 @@ import streamlit as st
 
 from portal import audit
 from portal.services import admin
+from portal.ui import widgets
 from portal.ui.csvexport import to_csv
+from portal.ui.errors import or_stop
 from portal.ui.session import require_principal
 
 me, ctx = require_principal("staff", page="audit")
 st.title("Audit")
 
-chain = audit.verify(ctx.conn)
-if chain.ok:
-    st.success(f"Hash chain verifies: {chain.checked} events, none altered, inserted or removed.")
-else:
-    st.error(f"Hash chain does NOT verify: {chain.problem} (checked {chain.checked} events).")
+widgets.audit_chain_status(or_stop(lambda: admin.audit_chain_status(ctx, me)))
+cols = st.columns(2)
+if cols[0].button("Verify the whole chain", key="audit_verify_full"):
+    widgets.audit_chain_status(or_stop(lambda: admin.verify_audit_chain(ctx, me)).to_dict())
+if cols[1].button("Sign a checkpoint", key="audit_checkpoint",
+                  help="Verify the whole chain, then sign its head into the anchor folder"):
+    made = or_stop(lambda: admin.write_audit_checkpoint(ctx, me))["checkpoint"]
+    widgets.flash(f"Checkpoint signed: {made['events']} events up to event {made['last_id']}.")
 
 cols = st.columns(3)
 actor = cols[0].text_input("Actor (e-mail)", key="audit_actor").strip() or None

@@ -91,6 +91,7 @@ class Settings:
     api_token_max_days: int = 30
     api_max_upload_mb: int = 200
     api_public_url: str = ""
+    audit_anchor_path: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -133,6 +134,7 @@ class Settings:
             api_token_max_days=_int(env, "PORTAL_API_TOKEN_MAX_DAYS", 30, 1, 365),
             api_max_upload_mb=_int(env, "PORTAL_API_MAX_UPLOAD_MB", 200, 1, 200),
             api_public_url=(env.get("PORTAL_API_URL") or "").rstrip("/"),
+            audit_anchor_path=folder("PORTAL_AUDIT_ANCHOR_DIR", home / "audit-anchors"),
         )
         settings.validate()
         return settings
@@ -190,7 +192,16 @@ class Settings:
 
     @property
     def secrets_dir(self) -> Path:
+        """Where the installation's secrets live (``PORTAL_SECRETS_DIR``, default
+        ``$PORTAL_HOME/secrets``). Several servers of one installation share this folder."""
         return self.shared_secrets_dir or self.home / "secrets"
+
+    @property
+    def audit_anchor_dir(self) -> Path:
+        """Where signed audit checkpoints are written (``PORTAL_AUDIT_ANCHOR_DIR``, default
+        ``$PORTAL_HOME/audit-anchors``); point it outside the home, at storage the portal's
+        operators cannot rewrite, for the checkpoints to protect against them."""
+        return self.audit_anchor_path or self.home / "audit-anchors"
 
     def ensure_home(self) -> None:
         for path in (self.home, self.storage_root, self.releases_dir, self.extracts_dir,

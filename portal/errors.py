@@ -87,21 +87,25 @@ class ConfigError(PortalError):
 
 
 class InternalError(PortalError):
-    """Something went wrong on the platform side. Users see only ``message`` (generic)."""
+    """Something went wrong on the platform side. Users see only ``message`` (generic) and a
+    ``reference`` that staff find in the audit event (decision ``failed``) and the server log."""
 
     code = "internal_error"
     exit_code = 1
+    GENERIC = "An internal error occurred. Staff have been notified."
 
-    def __init__(self, message: str = "An internal error occurred. Staff have been notified.",
-                 code: str | None = None, **context: object) -> None:
-        super().__init__(code or self.code, message, **context)
+    def __init__(self, message: str = "", code: str | None = None,
+                 reference: str | None = None, **context: object) -> None:
+        self.reference = reference
+        text = message or (f"{self.GENERIC[:-1]} (reference {reference})." if reference
+                           else self.GENERIC)
+        super().__init__(code or self.code, text, **context)
 
 
 def public_error(exc: BaseException) -> PortalError:
     """Map any exception to what may be shown to a user: user errors as they are,
-    everything else as a generic internal error (details stay in server logs)."""
+    everything else as a generic internal error (details stay in server logs and the audit
+    log), keeping its reference."""
     if isinstance(exc, UserError | ConfigError):
         return exc
-    if isinstance(exc, InternalError):
-        return InternalError()
-    return InternalError()
+    return InternalError(reference=getattr(exc, "reference", None))

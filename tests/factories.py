@@ -86,3 +86,19 @@ def release_shape(version: str, tables: dict[str, tuple[tuple[str, ...], str | N
         tables={name: ReleaseTable(name, tuple(ReleaseColumn(c, "VARCHAR", "clinical")
                                                for c in columns), person, 0, 0)
                 for name, (columns, person) in tables.items()})
+
+
+def make_validation_run(ctx: Context, team: str = "acme-health",
+                        requested_by: str = "analyst@acme-health.example",
+                        task_id: str = "wdbc-malignancy") -> int:
+    """A queued validation run of ``team`` on a bundled task (its model row only: no file)."""
+    from portal.services import sandbox as sandbox_services
+    from sandbox import store as runs
+
+    card = sandbox_services.get_task(ctx, task_id)
+    with transaction(ctx.conn):
+        model_id = runs.insert_model(ctx.conn, sha256="0" * 64, size_bytes=1, team=team,
+                                     uploaded_by=requested_by, name="m", model_version="1",
+                                     intended_use="t", training_data="t")
+        return runs.insert_run(ctx.conn, kind="validation", card=card, team=team,
+                               requested_by=requested_by, model_id=model_id)

@@ -9,28 +9,43 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from portal.access.states import mermaid_all
 from portal.cli import output
+from portal.cli.args import record_id, whole_number
 from portal.config import Settings
-from portal.identity import principal_for_email
-from portal.services import access as access_services
-from portal.services import people as people_services
-from portal.services.context import Context
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from portal.services.context import Context
 
 GRANT_COLUMNS = ["id", "team", "dataset_id", "tier", "bucket", "days_left", "expires_at",
                  "approved_by", "revoked_reason"]
 REQUEST_COLUMNS = ["id", "team", "dataset_id", "tier", "status", "requested_by",
                    "approvals_given", "approvals_required", "created_at"]
 
-Handler = Callable[[argparse.Namespace, Context], Any]
+Handler = Callable[[argparse.Namespace, "Context"], Any]
+
+
+def _access() -> ModuleType:
+    from portal.services import access
+
+    return access
+
+
+def _people() -> ModuleType:
+    from portal.services import people
+
+    return people
 
 
 def _command(handler: Handler, columns: list[str] | None = None):
     """Wrap a handler: open the store, run it, print its result in the chosen format."""
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
+        from portal.services.context import Context
+
         ctx = Context.open(settings)
         try:
             result = handler(args, ctx)
@@ -73,6 +88,8 @@ def _add(sub: argparse._SubParsersAction, name: str, help_text: str, handler: Ha
 
 
 def _who(ctx: Context, email: str):
+    from portal.identity import principal_for_email
+
     return principal_for_email(ctx.conn, email)
 
 
@@ -89,13 +106,13 @@ def _register_access(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--team", required=True)
     p.add_argument("--dataset", required=True)
     p.add_argument("--tier", required=True)
-    p.add_argument("--days", type=int, required=True)
+    p.add_argument("--days", type=whole_number, required=True)
     p.add_argument("--by", required=True, metavar="STAFF_EMAIL")
     p.add_argument("--purpose", default="")
     p.add_argument("--conditions", default="")
 
     p = _add(acc, "revoke", "revoke a grant with a reason (staff)", _revoke)
-    p.add_argument("grant_id", metavar="GRANT_ID")
+    p.add_argument("grant_id", metavar="GRANT_ID", type=record_id)
     p.add_argument("--by", required=True, metavar="STAFF_EMAIL")
     p.add_argument("--reason", required=True)
 
@@ -119,71 +136,77 @@ def _register_access(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--by", required=True, metavar="STAFF_EMAIL")
 
     p = _add(acc, "approve", "approve a request (staff)", _approve)
-    p.add_argument("request_id", metavar="REQUEST_ID")
+    p.add_argument("request_id", metavar="REQUEST_ID", type=record_id)
     p.add_argument("--by", required=True, metavar="STAFF_EMAIL")
-    p.add_argument("--days", type=int, required=True)
+    p.add_argument("--days", type=whole_number, required=True)
     p.add_argument("--tier")
     p.add_argument("--conditions", default="")
 
     p = _add(acc, "deny", "deny a request with a reason (staff)", _deny)
-    p.add_argument("request_id", metavar="REQUEST_ID")
+    p.add_argument("request_id", metavar="REQUEST_ID", type=record_id)
     p.add_argument("--by", required=True, metavar="STAFF_EMAIL")
     p.add_argument("--reason", required=True)
 
     p = _add(acc, "withdraw", "withdraw your team's open request", _withdraw)
-    p.add_argument("request_id", metavar="REQUEST_ID")
+    p.add_argument("request_id", metavar="REQUEST_ID", type=record_id)
     p.add_argument("--user", required=True, metavar="EMAIL")
 
     _add(acc, "expire", "record grants past their expiry as expired", _expire)
     _add(acc, "diagram", "print the state diagrams (Mermaid) generated from the tables",
-         lambda args, ctx: mermaid_all())
+         lambda args, ctx: _diagrams())
+
+
+def _diagrams() -> str:
+    from portal.access.states import mermaid_all
+
+    return mermaid_all()
 
 
 def _grant(args: argparse.Namespace, ctx: Context) -> Any:
-    return access_services.grant_access(ctx, _who(ctx, args.by), args.team, args.dataset,
+    return _access().grant_access(ctx, _who(ctx, args.by), args.team, args.dataset,
                                         args.tier, args.days, args.purpose, args.conditions)
 
 
 def _revoke(args: argparse.Namespace, ctx: Context) -> Any:
-    return access_services.revoke_grant(ctx, _who(ctx, args.by), args.grant_id, args.reason)
+    return _access().revoke_grant(ctx, _who(ctx, args.by), args.grant_id, args.reason)
 
 
 def _list(args: argparse.Namespace, ctx: Context) -> Any:
     if args.user:
-        return access_services.list_grants(ctx, _who(ctx, args.user), bucket=args.bucket)
-    return access_services.list_grants_for_operator(ctx, bucket=args.bucket)
+        return _access().list_grants(ctx, _who(ctx, args.user), bucket=args.bucket)
+    return _access().list_grants_for_operator(ctx, bucket=args.bucket)
 
 
 def _request(args: argparse.Namespace, ctx: Context) -> Any:
-    return access_services.submit_request(ctx, _who(ctx, args.user), args.dataset, args.tier,
+    return _access().submit_request(ctx, _who(ctx, args.user), args.dataset, args.tier,
                                           args.purpose, args.agree_terms, args.ethics_reference)
 
 
 def _requests(args: argparse.Namespace, ctx: Context) -> Any:
     if args.user:
-        return access_services.list_requests(ctx, _who(ctx, args.user), status=args.status)
-    return access_services.list_requests_for_operator(ctx, status=args.status)
+        return _access().list_requests(ctx, _who(ctx, args.user), status=args.status)
+    return _access().list_requests_for_operator(ctx, status=args.status)
 
 
 def _queue(args: argparse.Namespace, ctx: Context) -> Any:
-    return access_services.review_queue(ctx, _who(ctx, args.by))
+    return _access().review_queue(ctx, _who(ctx, args.by))
 
 
 def _approve(args: argparse.Namespace, ctx: Context) -> Any:
-    return access_services.approve_request(ctx, _who(ctx, args.by), args.request_id, args.days,
+    return _access().approve_request(ctx, _who(ctx, args.by), args.request_id, args.days,
                                            args.tier, args.conditions)
 
 
 def _deny(args: argparse.Namespace, ctx: Context) -> Any:
-    return access_services.deny_request(ctx, _who(ctx, args.by), args.request_id, args.reason)
+    return _access().deny_request(ctx, _who(ctx, args.by), args.request_id, args.reason)
 
 
 def _withdraw(args: argparse.Namespace, ctx: Context) -> Any:
-    return access_services.withdraw_request(ctx, _who(ctx, args.user), args.request_id)
+    return _access().withdraw_request(ctx, _who(ctx, args.user), args.request_id)
 
 
 def _expire(args: argparse.Namespace, ctx: Context) -> Any:
-    return {"expired": access_services.expire_grants(ctx)}
+    return {"expired": _access().expire_grants(ctx)}
 
 
 def _register_teams(sub: argparse._SubParsersAction) -> None:
@@ -221,16 +244,16 @@ def _register_teams(sub: argparse._SubParsersAction) -> None:
 
 
 def _teams_list(args: argparse.Namespace, ctx: Context) -> Any:
-    return people_services.list_teams(ctx, _who(ctx, args.by))
+    return _people().list_teams(ctx, _who(ctx, args.by))
 
 
 def _teams_onboard(args: argparse.Namespace, ctx: Context) -> Any:
-    return people_services.onboard_team(ctx, _who(ctx, args.by), args.team, args.name,
+    return _people().onboard_team(ctx, _who(ctx, args.by), args.team, args.name,
                                         args.invite)
 
 
 def _teams_invite(args: argparse.Namespace, ctx: Context) -> Any:
-    return people_services.invite_member(ctx, _who(ctx, args.by), args.team, args.email,
+    return _people().invite_member(ctx, _who(ctx, args.by), args.team, args.email,
                                          args.name)
 
 
@@ -238,10 +261,10 @@ def _teams_status(args: argparse.Namespace, ctx: Context) -> Any:
     staff = _who(ctx, args.by)
     reason = getattr(args, "reason", None)
     actions = {
-        "suspend": lambda: people_services.suspend_member(ctx, staff, args.target, reason),
-        "reactivate": lambda: people_services.reactivate_member(ctx, staff, args.target),
-        "remove": lambda: people_services.remove_member(ctx, staff, args.target, reason),
-        "suspend-team": lambda: people_services.suspend_team(ctx, staff, args.target, reason),
-        "reactivate-team": lambda: people_services.reactivate_team(ctx, staff, args.target),
+        "suspend": lambda: _people().suspend_member(ctx, staff, args.target, reason),
+        "reactivate": lambda: _people().reactivate_member(ctx, staff, args.target),
+        "remove": lambda: _people().remove_member(ctx, staff, args.target, reason),
+        "suspend-team": lambda: _people().suspend_team(ctx, staff, args.target, reason),
+        "reactivate-team": lambda: _people().reactivate_team(ctx, staff, args.target),
     }
     return actions[args.status_action]()

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
+from portal.cli import args as types
 from portal.cli import output
 from portal.config import Settings
 from portal.errors import ConfigError
-from portal.identity import Principal, principal_for_email
-from portal.services import catalog
-from portal.services.context import Context
+
+if TYPE_CHECKING:
+    from portal.identity import Principal
+    from portal.services.context import Context
+
+
+def _open(settings: Settings):
+    """The catalog use cases and a store context (imported here: the builder loads DuckDB)."""
+    from portal.services import catalog
+    from portal.services.context import Context
+
+    return catalog, Context.open(settings)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     build_p = ds_sub.add_parser("build", help="build de-identified releases (staff)")
     build_p.add_argument("datasets", nargs="*", metavar="ID",
                          help="dataset ids (default: every bundled dataset)")
-    build_p.add_argument("--persons", type=int, default=None,
+    build_p.add_argument("--persons", type=types.whole_number, default=None,
                          help="omop_synth size (default from its card: 20,000)")
     _user(build_p)
     output.add_format(build_p)
@@ -53,11 +64,14 @@ def _user(parser: argparse.ArgumentParser) -> None:
 
 
 def _principal(ctx: Context, args: argparse.Namespace) -> Principal:
+    from portal.identity import principal_for_email
+    from portal.services import catalog
+
     return principal_for_email(ctx.conn, args.user) if args.user else catalog.SYSTEM
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = Context.open(settings)
+    catalog, ctx = _open(settings)
     try:
         items = catalog.list_datasets(ctx, _principal(ctx, args))
     finally:
@@ -71,7 +85,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_describe(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = Context.open(settings)
+    catalog, ctx = _open(settings)
     try:
         card = catalog.describe_dataset(ctx, _principal(ctx, args), args.dataset)
     finally:
@@ -106,11 +120,13 @@ def _print_card(card: dict) -> None:
                   f"{col['transform']}")
     if card.get("report"):
         print()
-        print(catalog.report_summary(card["report"]))
+        from portal.services.catalog import report_summary
+
+        print(report_summary(card["report"]))
 
 
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = Context.open(settings)
+    catalog, ctx = _open(settings)
     try:
         results = catalog.build_releases(
             ctx, _principal(ctx, args), args.datasets, persons=args.persons,
@@ -126,7 +142,7 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = Context.open(settings)
+    catalog, ctx = _open(settings)
     try:
         results = catalog.check_manifests(ctx, args.datasets)
     finally:

@@ -6,11 +6,22 @@ import csv
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portal.errors import ConfigError, PortalError
 
+if TYPE_CHECKING:
+    from portal.identity import Principal
+
 FORMATS = ("table", "json", "csv")
+
+
+def operator() -> Principal:
+    """Who the CLI acts as without --user: the operator of this installation (who already holds
+    the portal's home folder); every action is still audited under this name."""
+    from portal.identity import Principal
+
+    return Principal(user_id=None, email="cli-operator", role="staff")
 
 
 def add_format(parser, choices: Sequence[str] = ("table", "json")) -> None:

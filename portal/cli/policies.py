@@ -8,8 +8,6 @@ import argparse
 from portal.cli import output
 from portal.config import Settings
 from portal.errors import ConfigError
-from portal.services import policies as policy_services
-from portal.services.context import Context
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     from portal.identity import principal_for_email
     from portal.services import query as query_services
+    from portal.services.context import Context
 
     ctx = Context.open(settings)
     try:
@@ -43,6 +42,9 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.services import policies as policy_services
+    from portal.services.context import Context
+
     ctx = Context.open(settings)
     try:
         loaded = policy_services.check_policies(ctx)
@@ -54,7 +56,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             print(f"access policies are INVALID ({len(exc.problems)} problem(s)):")
             for problem in exc.problems:
                 print(f"  {problem}")
-        return exc.exit_code
+        exc.shown = True  # reported above; still a refused attempt, audited as such
+        raise
     finally:
         ctx.close()
     summary = [{"dataset": d, "tiers": sorted(p.tiers), "checked_against_release":

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from portal.cli import output
 from portal.config import Settings
 from portal.errors import InvalidInput
-from portal.identity import principal_for_email
-from portal.services import query as query_services
-from portal.services.context import Context
+
+if TYPE_CHECKING:
+    from portal.query.executor import QueryResult
+
+MAX_SQL_BYTES = 64 * 1024
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,15 +33,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _sql_text(raw: str) -> str:
-    if raw == "-":
-        return sys.stdin.read(64 * 1024 + 1)
-    return raw
+    """The SQL argument, or standard input for ``-`` (UTF-8, at most 64 KB plus one byte so
+    that the size check downstream sees an oversized text). Raises InvalidInput."""
+    if raw != "-":
+        return raw
+    data = sys.stdin.buffer.read(MAX_SQL_BYTES + 1)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        if len(data) > MAX_SQL_BYTES:  # cut inside a character: still oversized, refused so
+            return data.decode("utf-8", "replace")
+        raise InvalidInput("invalid_sql_encoding", "The SQL on standard input is not valid "
+                                                   "UTF-8 text.") from None
 
 
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.identity import principal_for_email
+    from portal.services.context import Context
+
     ctx = Context.open(settings)
     try:
         principal = principal_for_email(ctx.conn, args.user)
+        from portal.services import query as query_services  # the engine, once it is needed
+
         if args.history:
             history = query_services.query_history(ctx, principal)
             if args.format == "json":
@@ -70,7 +87,7 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _marked(result: query_services.QueryResult) -> list[list[object]]:
+def _marked(result: QueryResult) -> list[list[object]]:
     """Rows with suppressed values written as 'suppressed' (never blank, never 0)."""
     rows = []
     for values, marks in zip(result.rows, result.cell_suppressed, strict=False):

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
+from portal.cli import args as types
 from portal.cli import output
 from portal.config import Settings
 from portal.errors import InvalidInput
-from portal.identity import Principal, principal_for_email
-from portal.services import sandbox as services
-from portal.services.context import Context
 
-# Without --user the CLI acts as the operator of this installation (it already holds the
-# portal's home folder); every action is still audited under this name.
-OPERATOR = Principal(user_id=None, email="cli-operator", role="staff")
+if TYPE_CHECKING:
+    from portal.identity import Principal
+    from portal.services.context import Context
+
+
+def _open(settings: Settings):
+    """The sandbox use cases and a store context (imported here: ONNX checks load onnx)."""
+    from portal.services import sandbox as services
+    from portal.services.context import Context
+
+    return services, Context.open(settings)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,10 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--training-data", default="not stated",
                        help="model card: training data description")
         output.add_format(q)
-        q.set_defaults(func=func)
+        q.set_defaults(func=func, audit_action=f"sandbox.{name.replace('-', '_')}")
 
     status = s.add_parser("status", help="a run's status")
-    status.add_argument("run_id", type=int)
+    status.add_argument("run_id", type=types.record_id)
     status.add_argument("--user", help="act as this user (default: operator)")
     output.add_format(status)
     status.set_defaults(func=cmd_status)
@@ -55,19 +64,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     runs.set_defaults(func=cmd_runs)
 
     report = s.add_parser("report", help="print a run's report")
-    report.add_argument("run_id", type=int)
+    report.add_argument("run_id", type=types.record_id)
     report.add_argument("--user")
     report.add_argument("--format", choices=["json", "html"], default="json")
     report.set_defaults(func=cmd_report)
 
     release = s.add_parser("release", help="release a run's report to its team (staff)")
-    release.add_argument("run_id", type=int)
+    release.add_argument("run_id", type=types.record_id)
     release.add_argument("--by", required=True, help="staff e-mail")
     output.add_format(release)
     release.set_defaults(func=cmd_release)
 
     withhold = s.add_parser("withhold", help="withhold a run's report, with a reason (staff)")
-    withhold.add_argument("run_id", type=int)
+    withhold.add_argument("run_id", type=types.record_id)
     withhold.add_argument("--by", required=True, help="staff e-mail")
     withhold.add_argument("--reason", required=True)
     output.add_format(withhold)
@@ -99,7 +108,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _who(ctx: Context, email: str | None) -> Principal:
-    return principal_for_email(ctx.conn, email) if email else OPERATOR
+    from portal.identity import principal_for_email
+
+    return principal_for_email(ctx.conn, email) if email else output.operator()
 
 
 def _emit(data: dict, fmt: str) -> None:
@@ -110,7 +121,7 @@ def _emit(data: dict, fmt: str) -> None:
 
 
 def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = Context.open(settings)
+    services, ctx = _open(settings)
     cards = [services.task_summary(c) for c in services.tasks(ctx).values()]
     if args.format == "json":
         output.emit_json(cards)
@@ -121,16 +132,26 @@ def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _submit(args: argparse.Namespace, settings: Settings, kind: str) -> int:
-    ctx = Context.open(settings)
-    principal = principal_for_email(ctx.conn, args.user)
-    card = {"name": args.name or args.model.name[:100], "version": args.model_version,
-            "intended_use": args.intended_use, "training_data": args.training_data}
+def _open_model(path: Path) -> BinaryIO:
+    """The model file, opened for streaming; a FIFO or device is refused rather than read.
+    Raises InvalidInput(``model_file_unreadable``)."""
     try:
-        fh = open(args.model, "rb")  # noqa: SIM115 - closed below; streamed with a size cap
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         raise InvalidInput("model_file_unreadable", "The model file cannot be read.") from None
-    with fh:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InvalidInput("model_file_unreadable", "The model is not a regular file.")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _submit(args: argparse.Namespace, settings: Settings, kind: str) -> int:
+    services, ctx = _open(settings)
+    principal = _who(ctx, args.user)
+    card = {"name": args.name or args.model.name[:100], "version": args.model_version,
+            "intended_use": args.intended_use, "training_data": args.training_data}
+    with _open_model(args.model) as fh:
         if kind == "validation":
             run_id = services.submit(ctx, principal, args.task, fh, card, args.model.name)
             result = services.run_status(ctx, principal, run_id)
@@ -153,13 +174,13 @@ def cmd_dry_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = Context.open(settings)
+    services, ctx = _open(settings)
     _emit(services.run_status(ctx, _who(ctx, args.user), args.run_id), args.format)
     return 0
 
 
 def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = Context.open(settings)
+    services, ctx = _open(settings)
     rows = services.list_runs(ctx, _who(ctx, args.user), args.task, args.status)
     columns = ["id", "kind", "task", "team", "status", "outcome", "release_version", "model"]
     output.emit_rows(columns, [[r[c] for c in columns] for r in rows], args.format)
@@ -167,7 +188,7 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = Context.open(settings)
+    services, ctx = _open(settings)
     document = services.report(ctx, _who(ctx, args.user), args.run_id, args.format)
     if args.format == "json":
         output.emit_json(document)
@@ -177,36 +198,36 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_release(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = Context.open(settings)
-    _emit(services.release_run(ctx, principal_for_email(ctx.conn, args.by), args.run_id),
+    services, ctx = _open(settings)
+    _emit(services.release_run(ctx, _who(ctx, args.by), args.run_id),
           args.format)
     return 0
 
 
 def cmd_withhold(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = Context.open(settings)
-    _emit(services.withhold_run(ctx, principal_for_email(ctx.conn, args.by), args.run_id,
+    services, ctx = _open(settings)
+    _emit(services.withhold_run(ctx, _who(ctx, args.by), args.run_id,
                                 args.reason), args.format)
     return 0
 
 
 def cmd_rerun(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = Context.open(settings)
-    ids = services.rerun_latest(ctx, principal_for_email(ctx.conn, args.by), args.task)
+    services, ctx = _open(settings)
+    ids = services.rerun_latest(ctx, _who(ctx, args.by), args.task)
     _emit({"queued_runs": ids}, args.format)
     return 0
 
 
 def cmd_holdout(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = Context.open(settings)
-    rows = services.export_holdout(ctx, principal_for_email(ctx.conn, args.user), args.task,
+    services, ctx = _open(settings)
+    rows = services.export_holdout(ctx, _who(ctx, args.user), args.task,
                                    args.out)
     _emit({"rows": rows, "out": str(args.out)}, args.format)
     return 0
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = Context.open(settings)
+    services, ctx = _open(settings)
     result = services.verify_report(ctx, args.report)
     if args.format == "json":
         output.emit_json(result)
@@ -216,7 +237,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_work(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = Context.open(settings)
+    services, ctx = _open(settings)
     try:
         done = services.process_queue(ctx, once=args.once)
     except KeyboardInterrupt:  # stopping a worker by hand; a run in flight is retried later

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from portal.errors import InternalError, Rejected
 from portal.query.worker import HEADER, MAX_FRAME
 
@@ -138,6 +136,8 @@ class WorkerProcess:
         if not header.get("ok"):
             raise Rejected(header.get("code", "query_error"), header.get("message", ""),
                            kind=str(header.get("kind", "")))
+        import pyarrow as pa  # on first use, so that the CLI starts without it
+
         table = pa.ipc.open_stream(self._read_frame(deadline)).read_all()
         columns = list(table.column_names)
         types = [str(t) for t in table.schema.types]
@@ -218,6 +218,8 @@ class WorkerPool:
         Raises Rejected: ``query_timeout``, ``query_out_of_memory``,
         ``query_resources_exceeded`` (the worker died), ``query_error`` (DuckDB refused the
         SQL), ``server_busy``."""
+        import pyarrow as pa  # on first use, so that the CLI starts without it
+
         worker = self._borrow(wait_seconds=time_limit + 10)
         healthy = False
         request = {"path": path, "sql": sql, "max_rows": max_rows, "time_limit": time_limit}

@@ -17,8 +17,9 @@ from portal.access import grants, requests, reviews
 from portal.access.actors import can_staff, check_member_team, check_staff
 from portal.access.policy import dataset_policy, terms_hash, tier_policy
 from portal.access.states import REQUEST_OPEN, REQUEST_STATES
-from portal.errors import Denied, InvalidInput, NotFound, PortalError, Rejected, UserError
+from portal.errors import Denied, InvalidInput, NotFound, PortalError, Rejected
 from portal.identity import Principal
+from portal.services.attempts import attempt, ref, use_case
 from portal.services.context import Context
 from portal.store import people
 from portal.store.db import transaction
@@ -28,25 +29,17 @@ DIRECT_GRANT_PURPOSE = "Granted directly by platform staff."
 
 
 def audited_attempt(ctx: Context, principal: Principal, action: str, target: str | None,
-             work: Callable[[], T], details: dict[str, Any] | None = None) -> T:
-    """Run ``work`` in one write transaction; on a user error roll back, audit the refusal
-    (decision ``denied`` or ``rejected``, reason = the error code) and re-raise."""
-    try:
-        with transaction(ctx.conn):
-            return work()
-    except UserError as exc:
-        audit.record(ctx.conn, actor=principal.actor, team=principal.team, action=action,
-                     target=target, decision="denied" if isinstance(exc, Denied) else "rejected",
-                     reason=exc.code, details=details or {})
-        raise
-
-
-def _ref(value: object) -> str:
-    """A caller-supplied reference, bounded, for audit details."""
-    return str(value)[:100]
+                    work: Callable[[], T], details: dict[str, Any] | None = None) -> T:
+    """Run ``work`` in one write transaction as one attempt (``portal.services.attempts``):
+    a refusal rolls the writes back and is audited with its error code and ``details``."""
+    with attempt(lambda: ctx.conn, actor=principal.actor, team=principal.team, action=action,
+                 target=target, details=details), transaction(ctx.conn):
+        return work()
 
 
 # --- requests -------------------------------------------------------------------------------
+@use_case("request.submit",
+          details=lambda a: {"dataset": ref(a["dataset_id"]), "tier": ref(a["tier"])})
 def submit_request(ctx: Context, principal: Principal, dataset_id: str, tier: str,
                    purpose: str, agreed_terms: bool,
                    ethics_reference: str | None = None) -> dict[str, Any]:
@@ -71,16 +64,18 @@ def submit_request(ctx: Context, principal: Principal, dataset_id: str, tier: st
         return made.to_dict()
 
     return audited_attempt(ctx, principal, "request.submit", None, work,
-                    {"dataset": _ref(dataset_id), "tier": _ref(tier)})
+                    {"dataset": ref(dataset_id), "tier": ref(tier)})
 
 
+@use_case("request.withdraw", "request:{request_id}")
 def withdraw_request(ctx: Context, principal: Principal, request_id: int) -> dict[str, Any]:
     """A member withdraws an open request of their own team. Raises NotFound, Denied
     (``not_your_request``, ``invalid_transition``, membership codes)."""
-    return audited_attempt(ctx, principal, "request.withdraw", f"request:{_ref(request_id)}",
+    return audited_attempt(ctx, principal, "request.withdraw", f"request:{ref(request_id)}",
                     lambda: reviews.withdraw(ctx.conn, principal, request_id).to_dict())
 
 
+@use_case("request.view", "request:{request_id}")
 def get_request(ctx: Context, principal: Principal, request_id: int) -> dict[str, Any]:
     """One request: staff see any (with the team's history); members only their team's.
     Raises NotFound, Denied (``not_your_request``, membership codes); refusals are audited."""
@@ -94,7 +89,7 @@ def get_request(ctx: Context, principal: Principal, request_id: int) -> dict[str
             raise Denied("not_your_request", "This request belongs to another team.")
         return found.to_dict()
 
-    return audited_attempt(ctx, principal, "request.view", f"request:{_ref(request_id)}", work)
+    return audited_attempt(ctx, principal, "request.view", f"request:{ref(request_id)}", work)
 
 
 def _check_status(status: str | None) -> tuple[str, ...] | None:
@@ -108,6 +103,7 @@ def _check_status(status: str | None) -> tuple[str, ...] | None:
     return (status,)
 
 
+@use_case("request.list")
 def list_requests(ctx: Context, principal: Principal,
                   status: str | None = None) -> list[dict[str, Any]]:
     """Requests newest first. Members see their own team's; staff see all, each with the
@@ -121,6 +117,7 @@ def list_requests(ctx: Context, principal: Principal,
                                                         statuses=statuses)]
 
 
+@use_case("request.list", actor="cli-operator")
 def list_requests_for_operator(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
     """Every request, for the `portal access requests` command run on the server itself
     (whoever runs it can already read the store file). Not for pages."""
@@ -153,6 +150,7 @@ def _tier_choices(ctx: Context, dataset_id: str) -> dict[str, dict[str, int]]:
             for name, t in policy.tiers.items()}
 
 
+@use_case("request.queue")
 def review_queue(ctx: Context, principal: Principal) -> list[dict[str, Any]]:
     """Open requests, oldest first, for staff: each with the team's history, the dataset's tiers
     (longest grant, approvals required), and whether this reviewer may decide it
@@ -172,25 +170,30 @@ def review_queue(ctx: Context, principal: Principal) -> list[dict[str, Any]]:
     return queue
 
 
+@use_case("request.approve", "request:{request_id}")
 def approve_request(ctx: Context, principal: Principal, request_id: int, days: int,
                     tier: str | None = None, conditions: str = "",
                     now: datetime | None = None) -> dict[str, Any]:
     """Staff approve a request (see :func:`portal.access.reviews.approve` for the rules and
     error codes). The grant, the request's transition and their audit events commit together."""
-    return audited_attempt(ctx, principal, "request.approve", f"request:{_ref(request_id)}",
+    return audited_attempt(ctx, principal, "request.approve", f"request:{ref(request_id)}",
                     lambda: reviews.approve(ctx.conn, ctx.settings, principal, request_id, days,
                                             tier, conditions, now).to_dict(),
-                    {"days": _ref(days), "tier": _ref(tier)})
+                    {"days": ref(days), "tier": ref(tier)})
 
 
+@use_case("request.deny", "request:{request_id}")
 def deny_request(ctx: Context, principal: Principal, request_id: int,
                  reason: str) -> dict[str, Any]:
     """Staff deny a request with a reason (see :func:`portal.access.reviews.deny`)."""
-    return audited_attempt(ctx, principal, "request.deny", f"request:{_ref(request_id)}",
+    return audited_attempt(ctx, principal, "request.deny", f"request:{ref(request_id)}",
                     lambda: reviews.deny(ctx.conn, principal, request_id, reason).to_dict())
 
 
 # --- grants ---------------------------------------------------------------------------------
+@use_case("grant.create",
+          details=lambda a: {"team": ref(a["team"]), "dataset": ref(a["dataset_id"]),
+                             "tier": ref(a["tier"])})
 def grant_access(ctx: Context, principal: Principal, team: str, dataset_id: str, tier: str,
                  days: int, purpose: str = "", conditions: str = "",
                  now: datetime | None = None) -> dict[str, Any]:
@@ -224,9 +227,10 @@ def grant_access(ctx: Context, principal: Principal, team: str, dataset_id: str,
         return made.to_dict(now)
 
     return audited_attempt(ctx, principal, "grant.create", None, work,
-                    {"team": _ref(team), "dataset": _ref(dataset_id), "tier": _ref(tier)})
+                    {"team": ref(team), "dataset": ref(dataset_id), "tier": ref(tier)})
 
 
+@use_case("grant.revoke", "grant:{grant_id}")
 def revoke_grant(ctx: Context, principal: Principal, grant_id: int,
                  reason: str) -> dict[str, Any]:
     """Staff revoke a grant with a reason; the team's next query is refused with it. Raises
@@ -244,7 +248,7 @@ def revoke_grant(ctx: Context, principal: Principal, grant_id: int,
         return grants.revoke(ctx.conn, actor=principal.actor, grant_id=key,
                              revoked_by=staff["id"], reason=text).to_dict()
 
-    return audited_attempt(ctx, principal, "grant.revoke", f"grant:{_ref(grant_id)}", work)
+    return audited_attempt(ctx, principal, "grant.revoke", f"grant:{ref(grant_id)}", work)
 
 
 def _extract_path(ctx: Context, grant: grants.Grant) -> str | None:
@@ -278,6 +282,7 @@ def _grant_rows(ctx: Context, found: list[grants.Grant], bucket: str | None, sta
     return rows
 
 
+@use_case("grant.list")
 def list_grants(ctx: Context, principal: Principal, bucket: str | None = None,
                 now: datetime | None = None) -> list[dict[str, Any]]:
     """Grants newest first, each with ``days_left``, ``effective_status`` and ``bucket``
@@ -290,18 +295,21 @@ def list_grants(ctx: Context, principal: Principal, bucket: str | None = None,
                        now)
 
 
+@use_case("grant.list", actor="cli-operator")
 def list_grants_for_operator(ctx: Context, bucket: str | None = None) -> list[dict[str, Any]]:
     """Every grant, for the `portal access list` command run on the server itself (whoever runs
     it can already read the store file). Not for pages."""
     return _grant_rows(ctx, grants.list_grants(ctx.conn), bucket, True, None)
 
 
+@use_case("grant.expire")
 def expire_grants(ctx: Context, now: datetime | None = None) -> list[int]:
     """Record every active grant past its expiry as expired (audited, actor ``system``).
     Idempotent; expiry is enforced at check time whether or not this has run."""
     return grants.expire_due(ctx.conn, now=now)
 
 
+@use_case("team.overview")
 def team_overview(ctx: Context, principal: Principal,
                   now: datetime | None = None) -> dict[str, Any]:
     """A member's Home page: the team, its active grants with days left, its open requests.

@@ -1,22 +1,28 @@
-"""Staff administration use cases: rebuilding extracts after a policy change, reading and
-exporting the audit log, and auditing result downloads."""
+"""Staff administration use cases: rebuilding extracts after a policy change, reading,
+verifying, anchoring and exporting the audit log, and auditing result downloads."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from portal import audit
+from portal.errors import Rejected
 from portal.identity import Principal, require_staff
-from portal.services import policies, query
+from portal.services.attempts import use_case
 from portal.services.context import Context
 
 
+@use_case("extracts.rebuild", "dataset:{dataset_id}")
 def rebuild_extracts(ctx: Context, principal: Principal, dataset_id: str) -> list[dict[str, Any]]:
     """After a policy change: check every policy against the current releases, then make sure
     the governed extract of each tier of ``dataset_id`` exists for the current policy and
     release (extracts are content-addressed, so a changed tier gets a new file and grants use
     it at their next query). Staff only; audited. Raises Denied (``staff_only``), ConfigError
     (a policy that does not fit its release: nothing is built), NotFound."""
+    from portal.services import policies, query  # loaded only by the commands that use them
+
     require_staff(principal)
     loaded = policies.check_policies(ctx)
     policy = policies.dataset_policy(ctx, dataset_id)
@@ -30,6 +36,7 @@ def rebuild_extracts(ctx: Context, principal: Principal, dataset_id: str) -> lis
     return built
 
 
+@use_case("audit.view")
 def audit_events(ctx: Context, principal: Principal, *, dataset: str | None = None,
                  limit: int = 5000, **filters: str | None) -> list[audit.AuditEvent]:
     """Audit events for the Audit page, newest first: the log's own filters (actor, team,
@@ -43,6 +50,7 @@ def audit_events(ctx: Context, principal: Principal, *, dataset: str | None = No
     return events
 
 
+@use_case("audit.export")
 def record_audit_export(ctx: Context, principal: Principal, filters: dict[str, Any],
                         count: int) -> None:
     """Audit a CSV export of the audit log (who exported what, how many events)."""
@@ -51,6 +59,7 @@ def record_audit_export(ctx: Context, principal: Principal, filters: dict[str, A
                  details={"filters": {k: v for k, v in filters.items() if v}, "events": count})
 
 
+@use_case("query.download", "dataset:{dataset_id}")
 def record_download(ctx: Context, principal: Principal, dataset_id: str, query_id: str,
                     rows: int) -> None:
     """Audit a download of a query result (results leave the platform: who, which query, how
@@ -58,3 +67,63 @@ def record_download(ctx: Context, principal: Principal, dataset_id: str, query_i
     audit.record(ctx.conn, actor=principal.actor, team=principal.team, action="query.download",
                  target=f"dataset:{dataset_id}", decision="done",
                  details={"query_id": str(query_id)[:64], "rows": int(rows)})
+
+
+@use_case("audit.chain.status")
+def audit_chain_status(ctx: Context, principal: Principal) -> dict[str, Any]:
+    """For staff pages: verify the events written since the last verification (the whole chain
+    the first time) and the newest checkpoint; writes no audit event. Returns the result
+    (:meth:`audit.VerifyResult.to_dict`) plus ``latest_checkpoint`` ({last_id, at} or None).
+    Raises Denied (``staff_only``)."""
+    from portal import audit_checkpoints
+
+    require_staff(principal)
+    result = audit.verify_new(ctx.conn).to_dict()
+    latest = audit_checkpoints.latest(ctx.settings)
+    result["latest_checkpoint"] = {"last_id": latest.last_id, "at": latest.at} if latest else None
+    return result
+
+
+@use_case("audit.verify")
+def verify_audit_chain(ctx: Context, principal: Principal,
+                       checkpoints: Sequence[Path] = ()) -> audit.VerifyResult:
+    """Verify the whole chain, against every anchored checkpoint and ``checkpoints`` (files
+    given by staff); audited (``done``, or ``failed`` with reason ``audit_chain_broken``).
+    Raises Denied (``staff_only``)."""
+    require_staff(principal)
+    result = audit.verify(ctx.conn, list(checkpoints))
+    audit.record(ctx.conn, actor=principal.actor, action="audit.verify",
+                 decision="done" if result.ok else "failed",
+                 reason=None if result.ok else "audit_chain_broken",
+                 details={"events": result.events, "checkpoints": result.checkpoints,
+                          "first_bad_id": result.first_bad_id, "problem": result.problem})
+    return result
+
+
+@use_case("audit.checkpoint")
+def write_audit_checkpoint(ctx: Context, principal: Principal,
+                           out: Path | None = None) -> dict[str, Any]:
+    """Verify the whole chain, then sign a checkpoint of its head into the anchor folder (and
+    to ``out`` if given: outside the portal's own state, see :mod:`portal.outputs`); audited.
+    Returns the checkpoint document and where it was written. Raises Denied (``staff_only``),
+    Rejected (``audit_chain_broken``: nothing is signed), InvalidInput (``output_*``)."""
+    from portal import audit_checkpoints, outputs
+    from portal.store.db import utcnow
+
+    require_staff(principal)
+    if out is not None:
+        outputs.check_output(ctx.settings, out)
+    result = audit.verify(ctx.conn)
+    if not result.ok:
+        raise Rejected("audit_chain_broken", f"The audit log does not verify ({result.problem});"
+                                             f" no checkpoint was signed.")
+    document = audit_checkpoints.sign(ctx.settings, result, utcnow())
+    path = audit_checkpoints.write(ctx.settings, document)
+    exported = None
+    if out is not None:
+        exported = outputs.write_bytes(ctx.settings, out, path.read_bytes())
+    audit.record(ctx.conn, actor=principal.actor, action="audit.checkpoint", decision="done",
+                 details={"last_id": result.head_id, "events": result.events,
+                          "file": path.name, "exported": exported is not None})
+    return {"checkpoint": document, "anchor_file": str(path),
+            "exported_to": str(exported) if exported else None}

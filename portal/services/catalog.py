@@ -15,6 +15,7 @@ from portal.catalog.manifest import load_manifest, manifest_paths
 from portal.catalog.releases import Release, current_release, list_releases
 from portal.errors import ConfigError, Denied, NotFound
 from portal.identity import Principal, require_staff
+from portal.services.attempts import use_case
 from portal.services.context import Context
 
 # The CLI acts as this staff principal when no --user is given: whoever can run `portal` on the
@@ -47,6 +48,7 @@ def _release_or_none(ctx: Context, dataset_id: str) -> Release | None:
         return None
 
 
+@use_case("catalog.list")
 def list_datasets(ctx: Context, principal: Principal) -> list[dict[str, Any]]:
     """One summary per bundled dataset card: id, title, standard, current release version,
     persons and tables. Raises Denied for anonymous principals."""
@@ -76,6 +78,7 @@ def list_datasets(ctx: Context, principal: Principal) -> list[dict[str, Any]]:
     return out
 
 
+@use_case("catalog.describe", "dataset:{dataset_id}")
 def describe_dataset(ctx: Context, principal: Principal, dataset_id: str) -> dict[str, Any]:
     """The data card of a dataset: description, provenance, split rule, privacy settings, tables
     and columns with classifications and row counts, the current release and its
@@ -125,12 +128,14 @@ def _card_without_release(loaded, dataset_id: str) -> dict[str, Any]:
             "tables": tables, "report": None, "demographics": {"available": False}}
 
 
+@use_case("catalog.demographics", "dataset:{dataset_id}")
 def demographics(ctx: Context, principal: Principal, dataset_id: str) -> dict[str, Any]:
     """Persons by age band and sex for the card's chart, counts below 11 suppressed (None).
     Computed by the builder from the release and stored on the card. Raises Denied, NotFound."""
     return describe_dataset(ctx, principal, dataset_id)["demographics"]
 
 
+@use_case("release.build")
 def build_releases(ctx: Context, principal: Principal, ids: Sequence[str] | None = None,
                    persons: int | None = None,
                    progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:

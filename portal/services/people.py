@@ -22,6 +22,7 @@ from portal.access.states import check_transition
 from portal.errors import InvalidInput, NotFound, Rejected
 from portal.identity import Principal
 from portal.services.access import audited_attempt
+from portal.services.attempts import use_case
 from portal.services.context import Context
 from portal.store import people
 
@@ -56,6 +57,7 @@ def _invite(ctx: Context, principal: Principal, team: sqlite3.Row, email: str,
     return {"email": address, "team": team["slug"], "status": "invited"}
 
 
+@use_case("team.onboard", "team:{slug}")
 def onboard_team(ctx: Context, principal: Principal, slug: str, name: str,
                  invite_emails: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """Create a startup team and invite its first members. Raises Denied (``staff_only``),
@@ -80,6 +82,7 @@ def onboard_team(ctx: Context, principal: Principal, slug: str, name: str,
     return audited_attempt(ctx, principal, "team.onboard", f"team:{str(slug)[:60]}", work)
 
 
+@use_case("member.invite", "user:{email}")
 def invite_member(ctx: Context, principal: Principal, team: str, email: str,
                   name: str = "") -> dict[str, Any]:
     """Invite a member to a team by e-mail (status ``invited`` until their first sign-in).
@@ -118,6 +121,7 @@ def _set_member_status(ctx: Context, principal: Principal, email: str, action: s
                            work)
 
 
+@use_case("member.suspend", "user:{email}")
 def suspend_member(ctx: Context, principal: Principal, email: str,
                    reason: str) -> dict[str, Any]:
     """Suspend a member: refused at their next click and query. Raises Denied (``staff_only``,
@@ -125,11 +129,13 @@ def suspend_member(ctx: Context, principal: Principal, email: str,
     return _set_member_status(ctx, principal, email, "suspend", reason)
 
 
+@use_case("member.reactivate", "user:{email}")
 def reactivate_member(ctx: Context, principal: Principal, email: str) -> dict[str, Any]:
     """Lift a suspension. Raises as :func:`suspend_member`."""
     return _set_member_status(ctx, principal, email, "reactivate", None)
 
 
+@use_case("member.remove", "user:{email}")
 def remove_member(ctx: Context, principal: Principal, email: str, reason: str) -> dict[str, Any]:
     """Remove a member from their team for good (kept for the audit trail). Raises as
     :func:`suspend_member`."""
@@ -152,16 +158,19 @@ def _set_team_status(ctx: Context, principal: Principal, slug: str, action: str,
     return audited_attempt(ctx, principal, f"team.{action}", f"team:{str(slug)[:60]}", work)
 
 
+@use_case("team.suspend", "team:{team}")
 def suspend_team(ctx: Context, principal: Principal, team: str, reason: str) -> dict[str, Any]:
     """Suspend a whole team (every member refused with ``team_suspended``; grants kept)."""
     return _set_team_status(ctx, principal, team, "suspend", reason)
 
 
+@use_case("team.reactivate", "team:{team}")
 def reactivate_team(ctx: Context, principal: Principal, team: str) -> dict[str, Any]:
     """Lift a team's suspension."""
     return _set_team_status(ctx, principal, team, "reactivate", None)
 
 
+@use_case("team.list")
 def list_teams(ctx: Context, principal: Principal) -> list[dict[str, Any]]:
     """Every team with its members (e-mail, name, status, last seen) and grants (with days
     left). Staff only; raises Denied (``staff_only``)."""

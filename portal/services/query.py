@@ -31,6 +31,7 @@ from portal.query.executor import QueryResult
 from portal.query.extracts import build_extract, extract_schema
 from portal.query.pool import WorkerPool, get_pool
 from portal.query.preflight import sql_hash
+from portal.services.attempts import describe_failure, use_case
 from portal.services.context import Context
 from portal.services.policies import resolved_tier
 from portal.store.db import transaction, utcnow
@@ -102,6 +103,7 @@ def _decision(exc: PortalError) -> str:
     return "rejected" if isinstance(exc, UserError) else "failed"
 
 
+@use_case("query.run", "dataset:{dataset_id}")
 def run_query(ctx: Context, principal: Principal, dataset_id: str, sql: str,
               pool: WorkerPool | None = None) -> QueryResult:
     """Run ``sql`` for ``principal`` on ``dataset_id`` under the team's grant.
@@ -124,7 +126,7 @@ def run_query(ctx: Context, principal: Principal, dataset_id: str, sql: str,
         _finish(ctx, principal, dataset_id, sql, digest, query_id, state, started, None, shown)
         raise shown from None
     except Exception as exc:
-        shown = InternalError()
+        state["cause"], state["failure"], shown = describe_failure(exc)  # the cause, for staff
         _finish(ctx, principal, dataset_id, sql, digest, query_id, state, started, None, shown)
         raise shown from exc
     result.duration_ms = round((time.perf_counter() - started) * 1000, 2)
@@ -163,6 +165,7 @@ def _finish(ctx: Context, principal: Principal, dataset_id: str, sql: Any, diges
         "rows_suppressed": result.suppressed if result else 0,
         "cells_suppressed": result.suppressed_cells if result else 0,
         "truncated": bool(result.truncated) if result else False, "duration_ms": duration,
+        **state.get("failure", {}),
     }
     decision = "allowed" if error is None else _decision(error)
     with transaction(ctx.conn):
@@ -181,6 +184,7 @@ def _finish(ctx: Context, principal: Principal, dataset_id: str, sql: Any, diges
 
 
 # --- history and saved queries ------------------------------------------------------------
+@use_case("query.history")
 def query_history(ctx: Context, principal: Principal, limit: int = 50) -> list[dict[str, Any]]:
     """The principal's own recent queries, newest first (no result values are ever stored)."""
     rows = ctx.conn.execute(
@@ -191,6 +195,7 @@ def query_history(ctx: Context, principal: Principal, limit: int = 50) -> list[d
     return [dict(r) | {"truncated": bool(r["truncated"])} for r in rows]
 
 
+@use_case("query.save", "dataset:{dataset_id}")
 def save_query(ctx: Context, principal: Principal, dataset_id: str, name: str,
                sql: str) -> int:
     """Save (or replace) a named query for the principal. Raises InvalidInput."""
@@ -212,6 +217,7 @@ def save_query(ctx: Context, principal: Principal, dataset_id: str, name: str,
     return int(row["id"])
 
 
+@use_case("query.saved.list")
 def list_saved_queries(ctx: Context, principal: Principal,
                        dataset_id: str | None = None) -> list[dict[str, Any]]:
     """The principal's saved queries (optionally for one dataset), by name."""
@@ -223,6 +229,7 @@ def list_saved_queries(ctx: Context, principal: Principal,
     return [dict(r) for r in ctx.conn.execute(sql + " ORDER BY name", params).fetchall()]
 
 
+@use_case("query.saved.delete", "saved_query:{query_id}")
 def delete_saved_query(ctx: Context, principal: Principal, query_id: int) -> None:
     """Delete one of the principal's own saved queries. Raises NotFound otherwise."""
     with transaction(ctx.conn):
@@ -233,6 +240,7 @@ def delete_saved_query(ctx: Context, principal: Principal, query_id: int) -> Non
 
 
 # --- schema, download, extracts ----------------------------------------------------------
+@use_case("query.schema", "dataset:{dataset_id}")
 def schema_for(ctx: Context, principal: Principal,
                dataset_id: str) -> dict[str, list[tuple[str, str]]]:
     """Exactly the tables and (column, type) pairs the principal's extract holds.
@@ -268,6 +276,7 @@ def extract_for(ctx: Context, dataset_id: str, tier: str) -> Path:
     return build_extract(ctx.settings, release, resolved)
 
 
+@use_case("extracts.prune")
 def prune_extracts(ctx: Context, principal: Principal) -> list[str]:
     """Staff: delete extract files that no current (release, tier) resolves to any more (left by
     a policy or release change). Returns the removed file names; one audit event. Open handles

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 from portal import audit
 from portal.errors import Denied, InvalidInput, InvalidUpload, NotFound, QuotaExceeded
 from portal.identity import Principal, require_staff
+from portal.services.attempts import use_case
 from portal.services.context import Context
 from portal.store.db import transaction, utcnow
 from sandbox import intake, receipts, runner, states
@@ -62,6 +63,7 @@ def task_summary(card: TaskCard) -> dict[str, Any]:
             "review_required": card.review_required, "grant_required": card.grant_required}
 
 
+@use_case("sandbox.quota")
 def quota_status(ctx: Context, principal: Principal, card: TaskCard) -> dict[str, Any]:
     """Today's use and limits for the principal's team on a task (UTC day)."""
     used = runs.usage(ctx.conn, principal.team or "", card.id)
@@ -141,6 +143,8 @@ def _deny(ctx: Context, principal: Principal, action: str, target: str, exc: Exc
                  details=details or {})
 
 
+@use_case(lambda a: "sandbox.dry_run" if a["kind"] == "dry_run" else "sandbox.submit",
+          "task:{task_id}")
 def submit(ctx: Context, principal: Principal, task_id: str, upload: BinaryIO | bytes,
            model_card: dict[str, Any], filename: str | None = None,
            kind: str = "validation") -> int:
@@ -193,6 +197,7 @@ def submit(ctx: Context, principal: Principal, task_id: str, upload: BinaryIO | 
     return run_id
 
 
+@use_case("sandbox.dry_run", "task:{task_id}")
 def dry_run(ctx: Context, principal: Principal, task_id: str, upload: BinaryIO | bytes,
             model_card: dict[str, Any], filename: str | None = None) -> dict[str, Any]:
     """Submit and immediately execute a dry run on the task's synthetic twin (no real rows, no
@@ -211,6 +216,7 @@ def _visible_run(ctx: Context, principal: Principal, run_id: int) -> sqlite3.Row
     raise NotFound("run_not_found", "There is no such validation run.")
 
 
+@use_case("sandbox.run.view", "run:{run_id}")
 def run_status(ctx: Context, principal: Principal, run_id: int) -> dict[str, Any]:
     """A run as its team (or staff) sees it. Raises NotFound for other teams' runs."""
     run = _visible_run(ctx, principal, int(run_id))
@@ -230,6 +236,7 @@ def run_status(ctx: Context, principal: Principal, run_id: int) -> dict[str, Any
     }
 
 
+@use_case("sandbox.runs.list")
 def list_runs(ctx: Context, principal: Principal, task_id: str | None = None,
               status: str | None = None) -> list[dict[str, Any]]:
     """Staff see every run; members see their team's runs only."""
@@ -240,6 +247,7 @@ def list_runs(ctx: Context, principal: Principal, task_id: str | None = None,
     return [run_status(ctx, principal, r["id"]) for r in rows]
 
 
+@use_case("sandbox.report.view", "run:{run_id}")
 def report(ctx: Context, principal: Principal, run_id: int, fmt: str = "json") -> Any:
     """A run's report (a dict for ``json``, text for ``html``). Teams see it only once it is
     completed or released. Raises NotFound or Denied(code='report_not_released')."""
@@ -273,6 +281,7 @@ def _review(ctx: Context, staff: Principal, run_id: int, new: str, reason: str |
                      details={"task": run["task_id"], "from": run["status"]})
 
 
+@use_case("sandbox.run.release", "run:{run_id}")
 def release_run(ctx: Context, staff: Principal, run_id: int) -> dict[str, Any]:
     """Staff release an awaiting (or withheld) run's report to its team. Raises Denied
     (staff only) or Rejected(code='invalid_transition')."""
@@ -280,6 +289,7 @@ def release_run(ctx: Context, staff: Principal, run_id: int) -> dict[str, Any]:
     return run_status(ctx, staff, run_id)
 
 
+@use_case("sandbox.run.withhold", "run:{run_id}")
 def withhold_run(ctx: Context, staff: Principal, run_id: int, reason: str) -> dict[str, Any]:
     """Staff withhold a run's report, with a reason the team sees."""
     reason = _CONTROL.sub("", reason or "").strip()
@@ -289,6 +299,7 @@ def withhold_run(ctx: Context, staff: Principal, run_id: int, reason: str) -> di
     return run_status(ctx, staff, run_id)
 
 
+@use_case("sandbox.rerun", "task:{task_id}")
 def rerun_latest(ctx: Context, staff: Principal, task_id: str) -> list[int]:
     """Queue the latest released (or completed) model of every team on the task's current
     card and the dataset's current release. Returns the new run ids (no team quota used)."""
@@ -312,27 +323,29 @@ def rerun_latest(ctx: Context, staff: Principal, task_id: str) -> list[int]:
     return new_ids
 
 
+@use_case("sandbox.holdout.export", "task:{task_id}")
 def export_holdout(ctx: Context, staff: Principal, task_id: str, out: Path) -> int:
     """Write the task's held-out features, labels and subgroup attributes to a Parquet file for
-    the data owner's own checks (staff only; audited). Returns the row count."""
+    the data owner's own checks (staff only; audited). Returns the row count. ``out`` must lie
+    outside the portal's own state (see :mod:`portal.outputs`); raises Denied, NotFound,
+    InvalidInput (``output_*``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from portal.catalog.releases import current_release
+    from portal.outputs import atomic_output, check_output
     from sandbox import features
 
-    try:
-        require_staff(staff)
-    except Denied as exc:
-        _deny(ctx, staff, "sandbox.holdout.export", f"task:{task_id}", exc)
-        raise
+    require_staff(staff)
+    check_output(ctx.settings, out)
     card = get_task(ctx, task_id)
     release = current_release(ctx.conn, ctx.settings, card.dataset)
     held = features.build_holdout(card, release.holdout_path)
     columns: dict[str, Any] = {"row_id": held.row_ids.astype(str), "label": held.labels}
     columns.update({f"group_{k}": v for k, v in held.groups.items()})
     columns.update({name: held.features[:, i] for i, name in enumerate(card.feature_names)})
-    pq.write_table(pa.table(columns), str(out))
+    with atomic_output(ctx.settings, out) as tmp:
+        pq.write_table(pa.table(columns), str(tmp))
     audit.record(ctx.conn, actor=staff.actor, action="sandbox.holdout.export",
                  target=f"task:{card.id}", decision="done",
                  details={"task": card.key, "release_version": release.version,

@@ -20,6 +20,8 @@ def error_text(exc: BaseException) -> str:
     """The line shown for an error: ``code — message`` for user errors; for anything else a
     generic message with a short reference that staff can find in the server log."""
     shown = public_error(exc)
+    if isinstance(shown, InternalError) and shown.reference:  # logged and audited already
+        return f"{shown.code} — {shown.message}"
     if isinstance(shown, InternalError) or not isinstance(exc, PortalError):
         reference = secrets.token_hex(4)
         log.error("internal error (reference %s)", reference, exc_info=exc)

@@ -147,3 +147,19 @@ def request_detail(request: dict) -> None:
                        "days": r["days"], "conditions": r["conditions"], "reason": r["reason"],
                        "at": r["created_at"]} for r in reviews], hide_index=True,
                      width="stretch")
+
+
+def audit_chain_status(chain: dict) -> None:
+    """Whether the audit chain verifies (a VerifyResult as a dict), with what it covers."""
+    scope = "whole chain" if chain.get("full") else f"{chain['checked']} new event(s)"
+    if chain["ok"]:
+        st.success(f"Audit chain verifies ({scope} checked): {chain['events']} events up to "
+                   f"event {chain['head_id']}, none altered, inserted or removed; "
+                   f"{chain['checkpoints']} signed checkpoint(s) matched.")
+    else:
+        st.error(md_escape(f"Audit chain does NOT verify: {chain['problem']}"))
+    latest = chain.get("latest_checkpoint")
+    if latest:
+        st.caption(f"Newest signed checkpoint: event {latest['last_id']} at {latest['at']}.")
+    for note in chain.get("notes", []):
+        st.caption(md_escape(f"Note: {note}"))

@@ -137,7 +137,7 @@ def test_audit_page_shows_chain_status_filters_and_exports_csv(requested):
     ctx, _ = requested
     at = app("audit_log.py", claims(STAFF))
     at.run()
-    assert any("Hash chain verifies" in s.value for s in at.success)
+    assert any("Audit chain verifies" in s.value for s in at.success)
     at.text_input(key="audit_action").input("request.submit").run()
     frame = at.dataframe[0].value
     assert set(frame["action"]) == {"request.submit"}
@@ -191,3 +191,30 @@ def test_two_approval_tier_needs_a_second_member_of_staff(seeded, tmp_path, monk
     second.button[0].click().run()
     assert any("Status: approved" in s.value for s in second.success)
     assert access.get_request(ctx, founder, made["id"])["status"] == "approved"
+
+
+def test_audit_page_checks_only_new_events_and_verifies_everything_on_demand(seeded):
+    at = app("audit_log.py", claims(STAFF))
+    at.run()  # the first visit verifies the whole chain and remembers its head
+    seeded.conn.execute("DROP TRIGGER audit_events_no_update")
+    seeded.conn.execute("UPDATE audit_events SET actor = 'someone-else' WHERE id = 1")
+    audit.record(seeded.conn, actor="a@x.example", action="x", decision="done")
+    at.run()
+    assert any("1 new event(s) checked" in s.value for s in at.success)
+    at.button(key="audit_verify_full").click().run()
+    assert any("does NOT verify" in e.value and "event 1" in e.value for e in at.error)
+    assert audit.list_events(seeded.conn, action="audit.verify", decision="failed")
+
+
+def test_audit_page_signs_a_checkpoint_that_later_catches_truncation(seeded):
+    at = app("audit_log.py", claims(STAFF))
+    at.run()
+    at.button(key="audit_checkpoint").click().run()
+    assert not at.exception and not at.error
+    assert audit.list_events(seeded.conn, action="audit.checkpoint", decision="done")
+    head = seeded.conn.execute("SELECT max(id) FROM audit_events").fetchone()[0]
+    seeded.conn.execute("DROP TRIGGER audit_events_no_delete")
+    seeded.conn.execute("DELETE FROM audit_events WHERE id >= ?", (head - 1,))
+    seeded.conn.execute("DELETE FROM audit_verified")
+    at.run()
+    assert any("newest events were removed" in e.value for e in at.error)

@@ -85,7 +85,7 @@ def test_report_figures_agree_with_scikit_learn_on_the_same_predictions(flow):
     ctx, member, _, staff = flow
     run_id = services.submit(ctx, member, "wdbc-malignancy", wdbc_model(ctx), MODEL_CARD)
     run_queue(ctx)
-    out = ctx.settings.home / "holdout.parquet"
+    out = ctx.settings.home.parent / "holdout.parquet"  # exports are refused inside the home
     services.export_holdout(ctx, staff, "wdbc-malignancy", out)
     import onnxruntime as ort
     import pyarrow.parquet as pq
