@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from portal import token_format
 from portal.cli import output
 from portal.config import Settings
-from portal.identity import principal_for_email
-from portal.services import tokens
-from portal.services.context import Context
 
 COLUMNS = ["token_id", "name", "owner", "team", "status", "datasets", "actions", "expires_at",
            "last_used_at"]
@@ -25,10 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--dataset", action="append", required=True,
                         help="a dataset the token may use (repeat for several)")
     create.add_argument("--action", action="append", required=True,
-                        choices=list(tokens.ACTIONS), help="an action the token allows "
+                        choices=list(token_format.ACTIONS), help="an action the token allows "
                                                            "(repeat for several)")
     create.add_argument("--days", type=int, help=f"lifetime in days (default "
-                                                 f"{tokens.DEFAULT_DAYS}, capped by "
+                                                 f"{token_format.DEFAULT_DAYS}, capped by "
                                                  f"PORTAL_API_TOKEN_MAX_DAYS)")
     output.add_format(create)
     create.set_defaults(func=cmd_create)
@@ -46,12 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     revoke.set_defaults(func=cmd_revoke)
 
 
-def _row(info: tokens.TokenInfo) -> list[object]:
+def _row(info) -> list[object]:
     data = info.to_dict()
     return [", ".join(v) if isinstance(v, list) else v for v in (data[c] for c in COLUMNS)]
 
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.identity import principal_for_email
+    from portal.services import tokens
+    from portal.services.context import Context
+
     ctx = Context.open(settings)
     try:
         principal = principal_for_email(ctx.conn, args.user)
@@ -70,6 +72,10 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.identity import principal_for_email
+    from portal.services import tokens
+    from portal.services.context import Context
+
     ctx = Context.open(settings)
     try:
         found = tokens.list_tokens(ctx, principal_for_email(ctx.conn, args.user), args.all)
@@ -83,6 +89,10 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.identity import principal_for_email
+    from portal.services import tokens
+    from portal.services.context import Context
+
     ctx = Context.open(settings)
     try:
         info = tokens.revoke_token(ctx, principal_for_email(ctx.conn, args.user), args.token)

@@ -76,6 +76,7 @@ def check_budget(ctx: Context, principal: Principal, grant: Grant, tier: Tier,
                                 f"{window['window']}.")
 
 
+@use_case("query.budget", "dataset:{dataset_id}")
 def query_budget(ctx: Context, principal: Principal, dataset_id: str) -> dict[str, Any]:
     """The principal's query budget on ``dataset_id`` under the team's grant:
     ``{"dataset", "tier", "windows": [...]}`` (see :func:`budget_use`). Raises Denied (no active

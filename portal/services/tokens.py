@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import sqlite3
 from collections.abc import Iterable
@@ -34,20 +33,12 @@ from portal.access.reviews import clean_text
 from portal.catalog.manifest import manifest_paths
 from portal.errors import Denied, InvalidInput, NotFound, Rejected
 from portal.identity import Principal, principal_from_row
-from portal.services.access import audited_attempt
+from portal.services.attempts import use_case
 from portal.services.context import Context
 from portal.store.db import transaction, utcnow
+from portal.token_format import ACTIONS, DEFAULT_DAYS, PREFIX, TOKEN_PATTERN
 
-PREFIX = "acpat_"
-TOKEN_PATTERN = re.compile(r"acpat_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 KEY_NAME = "api_token_key"
-ACTIONS = {
-    "sandbox:submit": "submit models for validation and dry runs",
-    "sandbox:read": "read validation tasks, run status and released reports",
-    "query:run": "run governed SQL",
-    "budget:read": "read query budgets and validation quotas",
-}
-DEFAULT_DAYS = 7
 MAX_ACTIVE_TOKENS = 20
 MAX_DATASETS = 20
 LAST_USED_EVERY_SECONDS = 60
@@ -151,6 +142,7 @@ def _lifetime(ctx: Context, days: object) -> int:
     return days
 
 
+@use_case("token.create", "token:new")
 def create_token(ctx: Context, principal: Principal, name: str, datasets: Iterable[str],
                  actions: Iterable[str], days: int | None = None) -> CreatedToken:
     """Make a token for an active startup member, scoped to their team, ``datasets`` and
@@ -163,7 +155,7 @@ def create_token(ctx: Context, principal: Principal, name: str, datasets: Iterab
     token = f"{PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
     digest = token_hash(ctx, token)
 
-    def work() -> CreatedToken:
+    with transaction(ctx.conn):
         user, team = check_member_team(ctx.conn, principal)
         label = clean_text(name, "invalid_name", "a name for the token", 100, True)
         chosen_datasets = _choices(datasets, known_datasets(ctx), "datasets", MAX_DATASETS)
@@ -188,13 +180,12 @@ def create_token(ctx: Context, principal: Principal, name: str, datasets: Iterab
                               "actions": list(chosen_actions), "expires_at": expires})
         return CreatedToken(token, _info(_row(ctx.conn, token_id)))
 
-    return audited_attempt(ctx, principal, "token.create", "token:new", work)
-
 
 def _row(conn: sqlite3.Connection, token_id: str) -> sqlite3.Row | None:
     return conn.execute(f"{_SELECT} WHERE k.token_id = ?", (token_id,)).fetchone()
 
 
+@use_case("token.list")
 def list_tokens(ctx: Context, principal: Principal, everyone: bool = False) -> list[TokenInfo]:
     """The principal's own tokens, newest first (``everyone``: every token, staff only; raises
     Denied ``staff_only``). Never includes secrets or hashes."""
@@ -215,13 +206,14 @@ def token_id_of(reference: str) -> str:
     return found.group(1) if found else text[:64]
 
 
+@use_case("token.revoke", lambda args: f"token:{token_id_of(args['reference'])}")
 def revoke_token(ctx: Context, principal: Principal, reference: str) -> TokenInfo:
     """Revoke a token by its id (or its whole text). Members revoke their own tokens; staff any
     token (e.g. one a secret scanner found). Raises NotFound (``unknown_token``, also for
     another person's token) or Rejected (``already_revoked``)."""
     token_id = token_id_of(reference)
 
-    def work() -> TokenInfo:
+    with transaction(ctx.conn):
         row = _row(ctx.conn, token_id)
         mine = row is not None and row["user_id"] == principal.user_id
         if row is None or not (mine or can_staff(ctx.conn, principal)):
@@ -234,8 +226,6 @@ def revoke_token(ctx: Context, principal: Principal, reference: str) -> TokenInf
                      target=f"token:{token_id}", decision="done",
                      details={"owner": row["owner"], "name": row["name"]})
         return _info(_row(ctx.conn, token_id))
-
-    return audited_attempt(ctx, principal, "token.revoke", f"token:{token_id}", work)
 
 
 # --- authenticating a request -------------------------------------------------------------

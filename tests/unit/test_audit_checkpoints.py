@@ -10,7 +10,7 @@ import pytest
 
 from portal import audit, audit_checkpoints
 from portal.config import Settings
-from portal.store import db
+from portal.store import db, dialect
 from tests.unit.test_audit import _bypass_triggers, _events, _rechain
 
 
@@ -146,7 +146,7 @@ def _legacy_store(settings: Settings, events: int) -> None:
     for number, name, sql in db._migrations():
         if number >= 8:
             continue
-        for statement in db._split_statements(sql):
+        for statement in dialect.migration_statements(sql, "sqlite"):
             conn.execute(statement)
         conn.execute("INSERT INTO schema_migrations VALUES (?, ?, '2025-01-01T00:00:00Z')",
                      (number, name))

@@ -115,6 +115,13 @@ CASES = {
                         2, "sandbox.holdout.export", "rejected"),
     "sandbox verify": (["{tmp}/not-a-report.json"], None, 3, "sandbox.report.verify", "failed"),
     "sandbox work": USAGE,
+    "worker": USAGE,
+    "api": USAGE,
+    "tokens create": (["--user", STAFF, "--name", "ci", "--dataset", "eunomia", "--action",
+                       "query:run"], None, 2, "token.create", "denied"),
+    "tokens list": (["--user", MEMBER, "--all"], None, 2, "token.list", "denied"),
+    "tokens revoke": (["0123456789abcdef", "--user", MEMBER], None, 2, "token.revoke",
+                      "denied"),
 }
 
 

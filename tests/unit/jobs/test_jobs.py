@@ -3,6 +3,8 @@ allows one waiting job, and the local engine claims a job once and takes back a 
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from portal import jobs
@@ -78,5 +80,18 @@ def test_tasks_of_a_running_postgresql_worker_can_defer_and_sweep(ctx):
         async with app.open_async():
             await asyncio.to_thread(task_body)
 
-    asyncio.run(as_a_worker())
+    # On a thread of its own: a browser test earlier in the session may have left an event loop
+    # running on the main thread, where asyncio.run() refuses to start.
+    failures: list[BaseException] = []
+
+    def on_its_own_loop() -> None:
+        try:
+            asyncio.run(as_a_worker())
+        except BaseException as exc:  # surfaced below
+            failures.append(exc)
+
+    runner = threading.Thread(target=on_its_own_loop)
+    runner.start()
+    runner.join(120)
+    assert not runner.is_alive() and failures == []
     assert _waiting(ctx.conn, "validation.run") == 1

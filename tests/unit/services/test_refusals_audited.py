@@ -23,6 +23,7 @@ from portal.services import (
     people,
     query,
     sandbox,
+    tokens,
 )
 from tests.factories import make_validation_run
 
@@ -39,9 +40,11 @@ HELPERS = {
     "demo": {"seed_people", "seed"},
     "policies": {"policies", "current_releases", "check_policies", "dataset_policy",
                  "resolved_tier"},
-    "query": {"check_budget", "can_download", "extract_for"},
+    "query": {"check_budget", "budget_use", "can_download", "extract_for"},
     "sandbox": {"tasks", "get_task", "task_summary", "clean_model_card", "verify_report",
                 "process_queue"},
+    "tokens": {"authenticate", "check_scope", "known_datasets", "owner_of", "token_hash",
+               "token_id_of"},
 }
 
 
@@ -142,6 +145,14 @@ REFUSALS = {
         query.schema_for(c, m, "eunomia")),
     ("query", "prune_extracts"): ("extracts.prune", lambda c, m, s, run, tmp:
         query.prune_extracts(c, m)),
+    ("query", "query_budget"): ("query.budget", lambda c, m, s, run, tmp:
+        query.query_budget(c, m, "eunomia")),
+    ("tokens", "create_token"): ("token.create", lambda c, m, s, run, tmp:
+        tokens.create_token(c, s, "ci", ["eunomia"], ["query:run"])),
+    ("tokens", "list_tokens"): ("token.list", lambda c, m, s, run, tmp:
+        tokens.list_tokens(c, m, everyone=True)),
+    ("tokens", "revoke_token"): ("token.revoke", lambda c, m, s, run, tmp:
+        tokens.revoke_token(c, m, "0123456789abcdef")),
     ("sandbox", "quota_status"): ("sandbox.quota", lambda c, m, s, run, tmp:
         sandbox.quota_status(c, m, None)),
     ("sandbox", "submit"): ("sandbox.submit", lambda c, m, s, run, tmp:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from portal import audit
+from portal.config import Settings
 from portal.store.db import IntegrityError, connect, migrate, transaction, utcnow
 from tests.store_engines import ENGINES, create_database, database_url, drop_database
 
@@ -112,8 +113,10 @@ def test_concurrent_migration_from_two_processes_applies_each_once(target):
     assert rows and all(n == 1 for _, n in rows)
 
 
-def test_a_writer_waits_out_a_lock_held_past_the_busy_timeout_and_loses_nothing(target):
-    conn = _open(target)
+def test_a_writer_waits_out_a_lock_held_past_the_busy_timeout_and_loses_nothing(target,
+                                                                               tmp_path):
+    conn = connect(target if target.startswith("postgresql://") else Path(target),
+                   Settings(home=tmp_path / "home"))  # audit events need the installation
     migrate(conn)
     conn.busy_timeout_ms = 200  # each wait gives up after 0.2 s; the holder keeps it 1.5 s
     if conn.engine == "sqlite":
