@@ -19,6 +19,7 @@ from collections.abc import Callable
 from portal import audit
 from portal.config import Settings
 from portal.errors import InternalError
+from portal.isolation import jobs
 from portal.store.db import open_store, transaction, utcnow
 from sandbox import isolation, runner, store
 
@@ -99,13 +100,17 @@ def work(settings: Settings, once: bool = False, poll_seconds: float = 2.0,
     """The worker loop. With ``once``, process queued runs until the queue is empty, then
     return. Returns how many runs were processed.
 
-    Verifies isolation first: without it (and without the development setting) the worker
-    refuses to start, raising InternalError(code='isolation_unavailable'), rather than
-    claiming runs it would have to fail."""
-    if not isolation.isolation_available() and not settings.sandbox_allow_unisolated:
+    Verifies isolation first (the real launcher, with the portal's home hidden): without it
+    (and without the development setting) the worker refuses to start, raising
+    InternalError(code='isolation_unavailable'), rather than claiming runs it would have to
+    fail. Then it removes job folders left by scorers whose worker is gone."""
+    reason = isolation.unavailable_reason((settings.home,))
+    if reason is not None and not settings.sandbox_allow_unisolated:
+        log.error("validation worker refuses to start: isolation unavailable (%s)", reason)
         raise InternalError("Model isolation is not available on this machine; the validation "
                             "worker refuses to run models without it.",
                             code="isolation_unavailable")
+    jobs.sweep_job_folders()
     conn = open_store(settings)
     owner = worker_name()
     done = 0
