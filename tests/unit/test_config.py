@@ -21,6 +21,7 @@ def test_defaults_put_every_state_folder_under_the_home(tmp_path):
         ({"PORTAL_QUERY_WORKERS": "0"}, "PORTAL_QUERY_WORKERS"),
         ({"PORTAL_ENV": "staging"}, "PORTAL_ENV"),
         ({"PORTAL_SANDBOX_ALLOW_UNISOLATED": "perhaps"}, "PORTAL_SANDBOX_ALLOW_UNISOLATED"),
+        ({"PORTAL_QUERY_ALLOW_UNISOLATED": "perhaps"}, "PORTAL_QUERY_ALLOW_UNISOLATED"),
     ],
 )
 def test_bad_values_fail_fast_naming_the_variable(tmp_path, env, name):
@@ -32,6 +33,9 @@ def test_production_refuses_unisolated_sandbox_and_development_sign_in(tmp_path)
     base = {"PORTAL_HOME": str(tmp_path), "PORTAL_ENV": "production"}
     with pytest.raises(ConfigError, match="PORTAL_SANDBOX_ALLOW_UNISOLATED"):
         Settings.from_env({**base, "PORTAL_SANDBOX_ALLOW_UNISOLATED": "true",
+                           "PORTAL_DEV_SIGN_IN": "false"})
+    with pytest.raises(ConfigError, match="PORTAL_QUERY_ALLOW_UNISOLATED"):
+        Settings.from_env({**base, "PORTAL_QUERY_ALLOW_UNISOLATED": "true",
                            "PORTAL_DEV_SIGN_IN": "false"})
     with pytest.raises(ConfigError, match="PORTAL_DEV_SIGN_IN"):
         Settings.from_env({**base, "PORTAL_DEV_SIGN_IN": "true"})
