@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import json
 import logging
 import os
 import queue
+import secrets
 import select
 import subprocess
 import sys
@@ -51,7 +53,11 @@ WORKER_PROGRAM = Path(worker_module.__file__).resolve()
 WORKER_IN_JAIL = "/opt/portal/sql_worker.py"
 EXTRACT_IN_JAIL = "/data/extract.duckdb"
 WORKER_PACKAGES = ("duckdb", "pyarrow")
-UID_BASE, UID_SPAN = 150_100, 1000  # one uid per worker: RLIMIT_NPROC counts its own threads
+UID_BASE, UID_SPAN = 150_100, 10_000  # a uid per worker: RLIMIT_NPROC counts its own threads
+# Workers of every pool in this process take uids in turn from a random start, so that two
+# portal processes on one machine rarely share one.
+_uids = itertools.count(secrets.randbelow(UID_SPAN))
+_uids_lock = threading.Lock()
 _CLEAN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
@@ -180,7 +186,6 @@ class WorkerPool:
         self._count = 0  # workers alive or starting
         self._closed = False
         self._live: set[WorkerProcess] = set()
-        self._next_uid = 0
         self.replaced = 0
 
     def jailed(self) -> bool:
@@ -224,9 +229,8 @@ class WorkerPool:
             open_to_workers(path)
         except OSError:
             raise _unopenable() from None
-        with self._cond:
-            uid = UID_BASE + self._next_uid % UID_SPAN
-            self._next_uid += 1
+        with _uids_lock:
+            uid = UID_BASE + next(_uids) % UID_SPAN
         try:
             start = worker_command(path, self.memory_mb, self.threads, uid, self.hidden, jailed)
         except isolation.IsolationUnavailable as exc:
