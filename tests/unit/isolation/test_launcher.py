@@ -142,8 +142,9 @@ def test_a_hidden_folder_that_the_jail_needs_is_a_refusal():
     _need_isolation()
     for hidden in (Path(sys.prefix), Path(sys.prefix).parent, Path(sys.prefix) / "lib"):
         with pytest.raises(isolation.IsolationUnavailable) as info:
-            isolation.verify(_jail(hidden=(hidden,)))
+            isolation.verify(_jail(hidden=(hidden,), packages=("numpy",)))
         assert "home cannot be hidden" in info.value.reason
+    isolation.verify(_jail(hidden=(Path(sys.prefix) / "lib",)))  # no package from there
 
 
 def test_the_probe_fails_when_the_jail_would_show_less_than_promised(monkeypatch):
