@@ -32,6 +32,7 @@ import numpy as np
 
 from portal import isolation as jail
 from portal.isolation import IsolationUnavailable, jobs
+from portal.isolation.launcher import limits_command
 
 SCORER = Path(__file__).resolve().parent / "scorer_main.py"
 SCORER_IN_JAIL = "/opt/portal/scorer_main.py"
@@ -202,27 +203,20 @@ def _jail(uid: int, limits: Limits, hide: tuple[Path, ...], workdir: Path | None
 
 def _unjailed_limits(limits: Limits) -> list[str]:
     """Development only: the same rlimits through ``prlimit`` when it is installed."""
-    r = _rlimits(limits)
-    prlimit = shutil.which("prlimit")
-    if not prlimit:
+    try:
+        return limits_command(_rlimits(limits))
+    except IsolationUnavailable:
         return []
-    return [prlimit, f"--as={r.address_space_mb * 1024 * 1024}",
-            f"--cpu={r.cpu_seconds}:{r.cpu_seconds + 1}", f"--fsize={r.file_size_bytes}",
-            f"--nofile={r.open_files}", "--core=0", "--"]
 
 
 def _run_in(workdir: Path, uid: int, start: jail.Launch, isolated: bool,
             features: FeatureSource, input_name: str, limits: Limits) -> ScoreResult:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "OMP_NUM_THREADS": "1",
            "LANG": "C.UTF-8"}
-    try:
-        with open(workdir / "stderr.txt", "wb") as err:
-            proc = subprocess.Popen(start.argv, cwd=workdir, env=env, stdin=subprocess.PIPE,
-                                    stdout=subprocess.DEVNULL, stderr=err,
-                                    start_new_session=True, close_fds=True,
-                                    pass_fds=start.pass_fds)
-    finally:
-        start.close()
+    with open(workdir / "stderr.txt", "wb") as err:
+        proc = jail.spawn(start, cwd=workdir, env=env, stdin=subprocess.PIPE,
+                          stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+                          close_fds=True)
     killed = threading.Event()
     started = time.monotonic()
     try:

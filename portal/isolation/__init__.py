@@ -18,11 +18,12 @@ from portal.isolation.launcher import (
     jailed_pid,
     launch,
     python,
+    spawn,
     stop,
     verify,
 )
 from portal.isolation.probe import available, check, unavailable_reason
 
 __all__ = ["WORKDIR", "Bind", "IsolationUnavailable", "Jail", "Launch", "Rlimits",
-           "available", "check", "jailed_pid", "launch", "python", "stop", "sweep_job_folders",
-           "unavailable_reason", "verify"]
+           "available", "check", "jailed_pid", "launch", "python", "spawn", "stop",
+           "sweep_job_folders", "unavailable_reason", "verify"]

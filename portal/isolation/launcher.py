@@ -23,6 +23,7 @@ Everything here raises :class:`IsolationUnavailable` rather than starting a job 
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import os
@@ -94,6 +95,23 @@ class Launch:
                 os.close(fd)
 
 
+# bubblewrap's --die-with-parent (PR_SET_PDEATHSIG) kills a jail when the *thread* that
+# started it ends, and a server's request threads come and go: every jail is started from this
+# one long-lived thread, so a jail dies with the process, not with a request.
+_spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                 thread_name_prefix="portal-jail-spawner")
+
+
+def spawn(start: Launch, **popen: object) -> subprocess.Popen:
+    """``subprocess.Popen(start.argv, pass_fds=start.pass_fds, **popen)`` from the spawner
+    thread; closes ``start``'s descriptors afterwards. Raises what Popen raises."""
+    try:
+        return _spawner.submit(subprocess.Popen, start.argv, pass_fds=start.pass_fds,
+                               **popen).result()
+    finally:
+        start.close()
+
+
 def tool(name: str) -> str:
     """Absolute path of a required tool. Raises IsolationUnavailable when it is missing."""
     path = TOOLS[name] if name in TOOLS else shutil.which(name, path="/usr/bin:/bin:/usr/sbin")
@@ -149,7 +167,9 @@ def _folders(dests: Sequence[str]) -> list[str]:
     return sorted(parents, key=lambda p: (p.count("/"), p))
 
 
-def _limits(r: Rlimits) -> list[str]:
+def limits_command(r: Rlimits) -> list[str]:
+    """``prlimit ... --``: the command prefix that sets ``r`` in the child before it execs the
+    rest. Raises IsolationUnavailable when prlimit is missing."""
     argv = [tool("prlimit"), f"--fsize={r.file_size_bytes}", f"--nofile={r.open_files}",
             f"--nproc={r.processes}", "--core=0"]
     if r.address_space_mb is not None:
@@ -208,7 +228,7 @@ def launch(jail: Jail, program: Sequence[str]) -> Launch:
     for name, value in {"PATH": "/usr/bin", "LANG": "C.UTF-8", **jail.env}.items():
         env += ["--setenv", name, value]
     bwrap, setpriv = tool("bwrap"), tool("setpriv")
-    argv = [*_limits(jail.rlimits),
+    argv = [*limits_command(jail.rlimits),
             bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup", "--hostname", "jail", "--die-with-parent",
             "--new-session", "--clearenv", *env,

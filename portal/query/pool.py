@@ -96,13 +96,9 @@ def worker_command(extract: Path, memory_mb: int, threads: int, uid: int,
 class WorkerProcess:
     def __init__(self, extract: str, start: isolation.Launch) -> None:
         self.extract = extract
-        try:
-            self.proc = subprocess.Popen(
-                start.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL, env=dict(_CLEAN_ENV), cwd="/", close_fds=True,
-                pass_fds=start.pass_fds, start_new_session=True)
-        finally:
-            start.close()
+        self.proc = isolation.spawn(start, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, env=dict(_CLEAN_ENV), cwd="/",
+                                    close_fds=True, start_new_session=True)
         self.queries = 0
         self._buffer = b""
         try:

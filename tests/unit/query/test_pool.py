@@ -122,6 +122,22 @@ def test_worker_limits_its_own_address_space(pool, extract):
     assert str(2048 * 1024 * 1024) in line
 
 
+def test_a_worker_started_by_a_thread_that_ended_keeps_serving(extract):
+    """A server starts workers from request threads that end (Streamlit reruns); a jail tied
+    to the thread that forked it died with it and the next query failed."""
+    workers = WorkerPool(size=1, memory_mb=2048, threads=1)
+    try:
+        starter = threading.Thread(target=workers.warm, args=(extract,))
+        starter.start()
+        starter.join()
+        [pid] = workers.worker_pids()
+        time.sleep(0.5)
+        assert workers.run(extract, "SELECT count(*) FROM person", 5, 5).rows == [(1000,)]
+        assert workers.worker_pids() == [pid] and workers.replaced == 0
+    finally:
+        workers.close()
+
+
 def test_a_worker_leaves_its_address_space_to_duckdb(pool, extract):
     """Arrow's default allocator reserved 1 GiB of address space at the first result frame,
     leaving DuckDB almost nothing under the worker's RLIMIT_AS (small aggregates then failed
