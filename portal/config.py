@@ -75,6 +75,7 @@ class Settings:
     query_memory_mb: int = 2048
     query_threads: int = 2
     sandbox_allow_unisolated: bool = False
+    query_allow_unisolated: bool = False
     session_max_age_hours: int = 12
     dev_sign_in: bool = True
     staff_group: str = "portal-staff"
@@ -118,6 +119,7 @@ class Settings:
             query_memory_mb=_int(env, "PORTAL_QUERY_MEMORY_MB", 2048, 256, 65536),
             query_threads=_int(env, "PORTAL_QUERY_THREADS", 2, 1, 64),
             sandbox_allow_unisolated=_bool(env, "PORTAL_SANDBOX_ALLOW_UNISOLATED", False),
+            query_allow_unisolated=_bool(env, "PORTAL_QUERY_ALLOW_UNISOLATED", False),
             session_max_age_hours=_int(env, "PORTAL_SESSION_MAX_AGE_HOURS", 12, 1, 24 * 30),
             dev_sign_in=_bool(env, "PORTAL_DEV_SIGN_IN", environment == "development"),
             staff_group=env.get("PORTAL_STAFF_GROUP", "portal-staff") or "portal-staff",
@@ -141,11 +143,11 @@ class Settings:
 
     def validate(self) -> None:
         if self.environment == "production":
-            if self.sandbox_allow_unisolated:
-                raise ConfigError(
-                    "PORTAL_SANDBOX_ALLOW_UNISOLATED is a development setting; "
-                    "a production configuration refuses it"
-                )
+            for name, value in (("PORTAL_SANDBOX_ALLOW_UNISOLATED", self.sandbox_allow_unisolated),
+                                ("PORTAL_QUERY_ALLOW_UNISOLATED", self.query_allow_unisolated)):
+                if value:
+                    raise ConfigError(f"{name} is a development setting; a production "
+                                      "configuration refuses it")
             if self.dev_sign_in:
                 raise ConfigError(
                     "PORTAL_DEV_SIGN_IN (the development sign-in provider) is refused in production"
@@ -204,10 +206,14 @@ class Settings:
         return self.audit_anchor_path or self.home / "audit-anchors"
 
     def ensure_home(self) -> None:
+        """Create the home's folders. Releases, extracts and secrets are the service's alone
+        (mode 0700): jailed jobs get the one file they need bound in, never a path."""
         for path in (self.home, self.storage_root, self.releases_dir, self.extracts_dir,
                      self.models_dir, self.reports_dir):
             path.mkdir(parents=True, exist_ok=True)
-        self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for private in (self.releases_dir, self.extracts_dir, self.secrets_dir):
+            private.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(private, 0o700)
 
     def secret(self, name: str, nbytes: int = 32) -> bytes:
         """A per-installation secret (salt, signing key), created on first use with mode 0600.

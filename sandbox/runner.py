@@ -64,7 +64,7 @@ def _score(settings: Settings, card: TaskCard, model_bytes: bytes,
     try:
         scored = isolation.run_scorer(model_bytes, matrix, card.input.name, limits, job_id,
                                       allow_unisolated=settings.sandbox_allow_unisolated,
-                                      hide=(settings.home, *isolation.SHARED_SCRATCH))
+                                      hide=(settings.home,))
     except isolation.IsolationUnavailable:
         return RunResult("isolation_unavailable", "Isolation is unavailable on this worker, so "
                          "the model was not run. Staff have been told."), None, {}

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from portal import audit
 from portal.config import Settings
 from portal.errors import InternalError
+from portal.isolation import jobs as job_folders
 from portal.jobs.heartbeat import Heartbeat
 from portal.jobs.tasks import worker_name
 from portal.store.db import transaction, utcnow
@@ -116,7 +117,10 @@ def _execute_claimed(settings: Settings, conn: sqlite3.Connection, owner: str, r
 
 
 def _check_isolation(settings: Settings) -> None:
-    if not isolation.isolation_available() and not settings.sandbox_allow_unisolated:
+    """The real launcher, with the portal's home hidden, or a loud refusal."""
+    reason = isolation.unavailable_reason((settings.home,))
+    if reason is not None and not settings.sandbox_allow_unisolated:
+        log.error("validation worker refuses to run models: isolation unavailable (%s)", reason)
         raise InternalError("Model isolation is not available on this machine; the validation "
                             "worker refuses to run models without it.",
                             code="isolation_unavailable")
@@ -127,11 +131,13 @@ def work(settings: Settings, once: bool = False, poll_seconds: float = 2.0,
     """The worker loop: runs jobs (:func:`portal.jobs.run_worker`). With ``once``, process
     ready jobs until none is left, then return. Returns how many runs were finished.
 
-    Verifies isolation first: without it (and without the development setting) the worker
-    refuses to start, raising InternalError(code='isolation_unavailable'), rather than
-    claiming runs it would have to fail."""
+    Verifies isolation first (the real launcher, with the portal's home hidden): without it
+    (and without the development setting) the worker refuses to start, raising
+    InternalError(code='isolation_unavailable'), rather than claiming runs it would have to
+    fail. Then it removes job folders left by scorers whose worker is gone."""
     from portal import jobs
 
     _check_isolation(settings)
+    job_folders.sweep_job_folders()
     del poll_seconds  # the job engines poll (and listen) on their own
     return jobs.run_worker(settings, once=once, stop=stop, name=name)

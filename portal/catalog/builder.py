@@ -158,7 +158,9 @@ def _build_locked(settings: Settings, conn: sqlite3.Connection, loaded: LoadedMa
     source = open_source(settings, m, persons, progress=say)
     version = next_version(conn, settings, m.id)
     staging = folder / f".staging-{version}-{os.getpid()}"
-    staging.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    staging.mkdir(mode=0o700)
     try:
         report = _write_partitions(settings, loaded, source, staging, version, say)
         rows = sum(t["dev_rows"] + t["holdout_rows"] for t in report["tables"].values())
@@ -337,12 +339,14 @@ def _fsync_path(path: Path) -> None:
 
 
 def _publish(staging: Path, final: Path) -> None:
-    """Make the files read-only, flush them and the folder to disk, then rename the folder into
-    place in one step (a reader sees no release or a whole one)."""
+    """Make the files read-only and readable by the service only (0400, folder 0700), flush
+    them and the folder to disk, then rename the folder into place in one step (a reader sees
+    no release or a whole one)."""
     for item in staging.iterdir():
         if item.is_file():
-            item.chmod(0o444)
+            item.chmod(0o400)
             _fsync_path(item)
+    os.chmod(staging, 0o700)
     _fsync_path(staging)
     os.rename(staging, final)
     _fsync_path(final.parent)

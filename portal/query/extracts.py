@@ -8,6 +8,11 @@ release change yields a new one. Each file is written to a temporary name in the
 checkpointed, and renamed into place: readers never see a half-written extract, and concurrent
 builders of the same key are safe (the last rename wins with identical content).
 
+Files are readable by the service only (mode 0600), or, when the service runs as root, also by
+the group of the jailed SQL workers (:data:`WORKER_GID`, mode 0640), which no account has: a
+worker sees the one extract bound into its jail and can read nothing else of the home even if
+it could see it.
+
 Security property 2 and 3 (docs/security-properties.md): this module is the only code that turns a
 release into something untrusted SQL may open.
 """
@@ -24,6 +29,8 @@ import duckdb
 
 from portal.config import Settings
 from portal.policy.engine import ResolvedTable, ResolvedTier
+
+WORKER_GID = 150_001  # the SQL workers' group (portal.query.pool); no account uses it
 
 
 def extract_path(settings: Settings, resolved: ResolvedTier) -> Path:
@@ -63,7 +70,7 @@ def build_extract(settings: Settings, release: Any, resolved: ResolvedTier) -> P
     target = extract_path(settings, resolved)
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = target.with_name(f".{target.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     dev = str(release.dev_path).replace("'", "''")
     con = duckdb.connect(str(tmp), config={"threads": max(1, settings.query_threads)})
@@ -79,9 +86,20 @@ def build_extract(settings: Settings, release: Any, resolved: ResolvedTier) -> P
         Path(f"{tmp}.wal").unlink(missing_ok=True)
         raise
     con.close()
-    os.chmod(tmp, 0o440)
+    open_to_workers(tmp)
     os.replace(tmp, target)
     return target
+
+
+def open_to_workers(path: Path) -> None:
+    """Make ``path`` readable by the service and, when it runs as root, by the SQL workers'
+    group; by nobody else. Idempotent (extracts built before this rule get it on first use)."""
+    mode = 0o640 if os.geteuid() == 0 else 0o600
+    info = path.stat()
+    if os.geteuid() == 0 and info.st_gid != WORKER_GID:
+        os.chown(path, info.st_uid, WORKER_GID)
+    if info.st_mode & 0o777 != mode:
+        os.chmod(path, mode)
 
 
 @functools.lru_cache(maxsize=64)

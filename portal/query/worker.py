@@ -1,11 +1,13 @@
-"""The SQL worker process: runs untrusted SQL against one governed extract at a time.
+"""The SQL worker process: runs untrusted SQL against the one governed extract it was started for.
 
-Started by :mod:`portal.query.pool` as ``python -m portal.query.worker --memory-mb M --threads T``
-with a clean environment. Before reading any request it limits its own address space
-(``RLIMIT_AS``), core dumps and CPU time, and it opens extracts only with
-:data:`LOCKED_CONFIG` (read-only, no external access, configuration locked, no temp folder, no
-extension loading). Requests and replies are length-prefixed frames on stdin/stdout: JSON for
-control, Arrow IPC for result rows (never pickle).
+Started by :mod:`portal.query.pool` in a jail (:mod:`portal.isolation`) as
+``python -I worker.py --memory-mb M --threads T --extract PATH``: the extract is the only data
+file it can see. It imports nothing from the portal (only DuckDB and pyarrow are in the jail).
+Before reading any request it limits its own address space (``RLIMIT_AS``), core dumps, file
+size and CPU time, and it opens the extract only with :func:`locked_config` (read-only, no
+external access, configuration locked, no temp folder, no extension loading). Requests and
+replies are length-prefixed frames on stdin/stdout: JSON for control, Arrow IPC for result rows
+(never pickle).
 
 Each query gets its own cursor, a timer thread that interrupts it at the time limit, a per-query
 CPU soft limit, and a result bounded to ``max_rows + 1`` rows by a LIMIT pushed into the plan.
@@ -23,13 +25,11 @@ import resource
 import struct
 import sys
 import threading
-from collections import OrderedDict
 from typing import Any, BinaryIO
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 CPU_HARD_SECONDS = 6 * 3600
-CONNECTION_CACHE = 4
 _PATHLIKE = re.compile(r"(?:[A-Za-z]:)?(?:/[^\s'\"/]+){2,}/?")
 _USER_ERRORS = ("Binder", "Catalog", "Parser", "Conversion", "InvalidInput", "OutOfRange",
                 "NotImplemented", "Constraint", "TypeMismatch", "Dependency", "Syntax")
@@ -86,28 +86,32 @@ def safe_message(text: str) -> str:
 
 
 class Worker:
-    def __init__(self, memory_mb: int, threads: int) -> None:
+    def __init__(self, memory_mb: int, threads: int, extract: str) -> None:
         import duckdb
 
         self.duckdb = duckdb
         # DuckDB's own limit sits below the OS limit so it fails cleanly first.
         self.config = locked_config(max(64, memory_mb // 2), threads)
         self.threads = threads
-        self.connections: OrderedDict[str, Any] = OrderedDict()
+        self.extract = extract
+        self.con: Any = None
 
-    def connection(self, path: str) -> Any:
-        con = self.connections.pop(path, None)
-        if con is None:
-            con = self.duckdb.connect(path, read_only=True, config=dict(self.config))
-        self.connections[path] = con
-        while len(self.connections) > CONNECTION_CACHE:
-            _, old = self.connections.popitem(last=False)
-            old.close()
-        return con
+    def connection(self) -> Any:
+        """The extract, opened read-only with the locked configuration. Once it is open the
+        local file system is disabled too (DuckDB refuses that setting before the database is
+        open), so even the extract's own file cannot be read as a blob; then the
+        configuration is locked. No untrusted SQL runs before that."""
+        if self.con is None:
+            con = self.duckdb.connect(self.extract, read_only=True,
+                                      config={**self.config, "lock_configuration": False})
+            con.execute("SET disabled_filesystems = 'LocalFileSystem'")
+            con.execute("SET lock_configuration = true")
+            self.con = con
+        return self.con
 
     def run(self, request: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
         try:
-            cursor = self.connection(request["path"]).cursor()
+            cursor = self.connection().cursor()
         except self.duckdb.Error:
             return {"ok": False, "code": "query_failed",
                     "message": "The governed extract could not be opened."}, None
@@ -129,7 +133,7 @@ class Worker:
             if kind.startswith(_USER_ERRORS):
                 return {"ok": False, "code": "query_error", "message": safe_message(str(exc)),
                         "kind": kind}, None
-            return {"ok": False, "code": "query_failed",
+            return {"ok": False, "code": "query_failed", "kind": kind,
                     "message": "The query failed in the database engine."}, None
         finally:
             timer.cancel()
@@ -157,10 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="portal.query.worker")
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--extract", required=True)
     args = parser.parse_args(argv)
+    # Arrow's default pool (mimalloc) reserves 1 GiB of address space at its first allocation,
+    # which would leave DuckDB too little under RLIMIT_AS; result frames are small, so the
+    # system allocator will do. Read when Arrow loads: set before DuckDB or pyarrow is imported.
+    os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames on the real stdout
-    worker = Worker(args.memory_mb, args.threads)
+    worker = Worker(args.memory_mb, args.threads, args.extract)
     import pyarrow  # noqa: F401  (import before the address-space limit bites)
 
     _limit_self(args.memory_mb)

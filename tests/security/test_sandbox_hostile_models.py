@@ -123,9 +123,10 @@ def test_two_gigabyte_upload_is_refused_by_size_without_being_read(sec, tmp_path
     big = tmp_path / "big.onnx"
     with open(big, "wb") as fh:
         fh.truncate(2 * 1024**3)
-    with open(big, "rb") as fh, pytest.raises(InvalidUpload) as exc:
-        services.submit(ctx, member, TASK, fh, MODEL_CARD, big.name)
-        assert fh.tell() <= 51 * 1024 * 1024
+    with open(big, "rb") as fh:
+        with pytest.raises(InvalidUpload) as exc:
+            services.submit(ctx, member, TASK, fh, MODEL_CARD, big.name)
+        assert fh.tell() <= 51 * 1024 * 1024  # refused after reading at most the cap
     assert exc.value.code == "model_too_large"
     assert store.usage(ctx.conn, member.team, TASK)["attempts"] == 1
 
@@ -179,7 +180,11 @@ def test_failed_intakes_use_up_the_attempt_quota(settings, wdbc_home):
 
 
 def test_labels_never_enter_the_sandbox(sec, monkeypatch):
-    """Capture what the parent hands the scorer: the feature matrix only, no label column."""
+    """What the parent hands the scorer is the held-out feature matrix, in the run's recorded
+    shuffled order, and nothing else: no label column, no labels in any order."""
+    import json
+
+    from portal.catalog.releases import current_release
     from sandbox import features, isolation
 
     ctx, member, _ = sec
@@ -190,18 +195,23 @@ def test_labels_never_enter_the_sandbox(sec, monkeypatch):
         original(workdir, uid, matrix, input_name)
         # dot-folders are the scorer's own (onnxruntime's cache), not inputs from the parent
         seen["files"] = sorted(n for n in os.listdir(workdir) if not n.startswith("."))
-        seen["matrix"] = np.array(matrix)
+        seen["meta"] = json.loads((workdir / "meta.json").read_text())
+        seen["written"] = np.fromfile(workdir / "features.f32", dtype=np.float32)
 
     monkeypatch.setattr(isolation, "_write_inputs", spy)
-    services.submit(ctx, member, TASK, wdbc_model(ctx), MODEL_CARD)
+    run_id = services.submit(ctx, member, TASK, wdbc_model(ctx), MODEL_CARD)
     run_queue(ctx)
     assert seen["files"] == ["features.f32", "meta.json", "model.onnx", "stderr.txt"]
     card = services.get_task(ctx, TASK)
-    from portal.catalog.releases import current_release
-
     held = features.build_holdout(card, current_release(ctx.conn, ctx.settings, "wdbc")
                                   .holdout_path)
-    assert seen["matrix"].shape == (held.rows, WIDTH)
-    for column in seen["matrix"].T:
-        assert not np.array_equal(column.astype(float), held.labels)
-    assert not np.array_equal(seen["matrix"], held.features)  # rows were shuffled
+    assert seen["meta"] == {"rows": held.rows, "columns": WIDTH, "input_name": card.input.name}
+    assert seen["written"].size == held.rows * WIDTH  # no extra column
+    order = features.shuffle_order(held.rows, int(store.get_run(ctx.conn, run_id)["shuffle_seed"]))
+    assert not np.array_equal(order, np.arange(held.rows))
+    matrix = seen["written"].reshape(held.rows, WIDTH)
+    assert np.array_equal(matrix, held.features[order].astype(np.float32))
+    assert set(np.unique(held.labels)) == {0, 1}
+    for labels in (held.labels[order], held.labels):  # in the order handed over, and unshuffled
+        for column in matrix.T:
+            assert not np.array_equal(column.astype(float), labels.astype(float))

@@ -4,11 +4,13 @@ leaked in the message, one audit event, and the next query still works."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from portal import audit
-from portal.errors import PortalError
+from portal.errors import PortalError, Rejected
 from portal.services import query as q
 from portal.services.context import Context
 from tests.factories_query import fast_limits, make_analyst, make_omop_release
@@ -122,6 +124,79 @@ def test_hostile_sql_is_refused_or_contained(hostile_home, sql, codes):
     assert "SRC-" not in json.dumps({k: v for k, v in event.details.items() if k != "sql"})
     follow_up = q.run_query(ctx, analyst, "eunomia", "SELECT count(*) FROM person")
     assert follow_up.rows == [[200]]
+
+
+# Preflight is not the control: the same list, sent straight to a worker, is refused or
+# contained by the locked connection in its jail. These may answer, with metadata of the
+# extract itself (table names, settings, the jail's own path /data/extract.duckdb) or with
+# the extract's own governed rows; every other entry must be refused.
+ANSWERED_BY_THE_LOCKED_CONNECTION = {
+    "PRAGMA show_tables", "SELECT * FROM duckdb_secrets()", "SELECT 1; SELECT 2",
+    "SELECT * FROM query('SELECT * FROM person')", "SELECT * FROM query_table('person')",
+    "SELECT * FROM duckdb_settings()", "SELECT * FROM duckdb_databases()",
+    "SELECT * FROM duckdb_views()", "SELECT current_setting('temp_directory')",
+    "SHOW DATABASES", "SELECT * FROM information_schema.tables",
+    "SELECT * FROM main.\"person\" -- ; DROP TABLE person",
+    "SELECT 1 -- " + "x" * 10_000_000,
+}
+# Files the jail does show (the extract, the worker program, /proc): only the lock stops these.
+VISIBLE_IN_THE_JAIL = [
+    "SELECT * FROM read_blob('/data/extract.duckdb')",
+    "SELECT * FROM read_text('/opt/portal/sql_worker.py')",
+    "SELECT * FROM read_text('/proc/self/status')",
+    "SELECT * FROM read_csv('/proc/self/environ')",
+    "ATTACH '/data/extract.duckdb' AS again",
+]
+RUNAWAY = {"query_timeout", "query_out_of_memory", "query_resources_exceeded"}
+WORKER_CASES = [(sql, codes) for sql, codes in REFUSED] + [(sql, {"lock"})
+                                                           for sql in VISIBLE_IN_THE_JAIL]
+
+
+@pytest.fixture(scope="module")
+def locked_worker(hostile_home):
+    from portal.query.extracts import build_extract
+    from portal.query.pool import WorkerPool
+    from portal.services.policies import resolved_tier
+
+    ctx, _ = hostile_home
+    release, resolved = resolved_tier(ctx, "eunomia", "row-level")
+    path = str(build_extract(ctx.settings, release, resolved))
+    workers = WorkerPool(size=1, memory_mb=2048, threads=1, hidden=(ctx.settings.home,))
+    yield workers, path, ctx
+    workers.close()
+
+
+def _host_files_named_in(sql: str) -> list[Path]:
+    return [Path(p) for p in re.findall(r"'(/tmp/[^']*)'", sql)]
+
+
+@pytest.mark.parametrize(("sql", "codes"), WORKER_CASES, ids=[s[:50] for s, _ in WORKER_CASES])
+def test_hostile_sql_sent_straight_to_a_worker_is_refused_or_contained(locked_worker, sql,
+                                                                       codes):
+    workers, path, ctx = locked_worker
+    named = _host_files_named_in(sql)
+    assert not any(p.exists() for p in named)
+    try:
+        answer = workers.run(path, sql, max_rows=1000, time_limit=2)
+    except Rejected as exc:
+        assert sql not in ANSWERED_BY_THE_LOCKED_CONNECTION or exc.code in RUNAWAY
+        if codes and codes & RUNAWAY:
+            assert exc.code in RUNAWAY
+        if codes == {"lock"} or exc.code == "query_failed":
+            assert exc.context["kind"] == "PermissionException"  # the lock, not a missing file
+        assert_clean(exc.message, ctx)
+    else:
+        assert sql in ANSWERED_BY_THE_LOCKED_CONNECTION, "the locked connection answered"
+        shown = json.dumps(answer.rows, default=str)
+        assert str(ctx.settings.home) not in shown and "/tmp/" not in shown
+        assert "SRC-" not in shown and "HOLDOUT" not in shown and "root:x:" not in shown
+    assert not any(p.exists() for p in named)  # nothing written or attached on the host
+    settings = workers.run(path, "SELECT current_setting('enable_external_access'), "
+                                 "current_setting('lock_configuration'), "
+                                 "current_setting('access_mode'), "
+                                 "(SELECT count(*) FROM duckdb_secrets()), "
+                                 "(SELECT count(*) FROM person)", 5, 5)
+    assert settings.rows == [(False, True, "read_only", 0, 200)]
 
 
 def test_results_of_ten_billion_rows_are_capped(hostile_home):

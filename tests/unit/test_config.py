@@ -24,6 +24,7 @@ def test_defaults_put_every_state_folder_under_the_home(tmp_path):
         ({"PORTAL_API_PORT": "0"}, "PORTAL_API_PORT"),
         ({"PORTAL_API_TOKEN_MAX_DAYS": "400"}, "PORTAL_API_TOKEN_MAX_DAYS"),
         ({"PORTAL_API_MAX_UPLOAD_MB": "201"}, "PORTAL_API_MAX_UPLOAD_MB"),
+        ({"PORTAL_QUERY_ALLOW_UNISOLATED": "perhaps"}, "PORTAL_QUERY_ALLOW_UNISOLATED"),
     ],
 )
 def test_bad_values_fail_fast_naming_the_variable(tmp_path, env, name):
@@ -35,6 +36,9 @@ def test_production_refuses_unisolated_sandbox_and_development_sign_in(tmp_path)
     base = {"PORTAL_HOME": str(tmp_path), "PORTAL_ENV": "production"}
     with pytest.raises(ConfigError, match="PORTAL_SANDBOX_ALLOW_UNISOLATED"):
         Settings.from_env({**base, "PORTAL_SANDBOX_ALLOW_UNISOLATED": "true",
+                           "PORTAL_DEV_SIGN_IN": "false"})
+    with pytest.raises(ConfigError, match="PORTAL_QUERY_ALLOW_UNISOLATED"):
+        Settings.from_env({**base, "PORTAL_QUERY_ALLOW_UNISOLATED": "true",
                            "PORTAL_DEV_SIGN_IN": "false"})
     with pytest.raises(ConfigError, match="PORTAL_DEV_SIGN_IN"):
         Settings.from_env({**base, "PORTAL_DEV_SIGN_IN": "true"})

@@ -264,3 +264,20 @@ def test_builder_leaves_the_packaged_and_cached_eunomia_sources_untouched(releas
     digest = [hashlib.sha256(Path(str(p)).read_bytes()).hexdigest() for p in (bundled, cached)]
     assert digest[0] == digest[1]
     assert not list(cached.parent.glob("*.wal"))
+
+
+@pytest.mark.parametrize("dataset_id", DATASETS)
+def test_release_files_are_readable_by_the_service_only(release_template_home, dataset_id):
+    import os
+    import stat
+
+    release = template_release(release_template_home, dataset_id)
+    folder = release.dev_path.parent
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(folder.parent.stat().st_mode) == 0o700
+    files = [p for p in folder.iterdir() if p.is_file()]
+    assert release.holdout_path in files and release.dev_path in files
+    for path in files:
+        info = path.stat()
+        assert stat.S_IMODE(info.st_mode) == 0o400, path.name
+        assert info.st_uid == os.geteuid()

@@ -138,3 +138,18 @@ def test_bundled_eunomia_row_level_tier_on_the_real_release(released_ctx):
     # free text never reaches a person-linked table (vocabulary text is not about persons)
     assert not [(t, c) for t in person_tables & set(schema) for c, ty in schema[t]
                 if ty == "VARCHAR" and c != "quantity"]
+
+
+def test_extract_files_are_readable_by_the_service_and_the_sql_workers_only(ctx):
+    import stat
+
+    from portal.query.extracts import WORKER_GID
+
+    make_omop_release(ctx)
+    path = extract_for(ctx, "eunomia", "row-level")
+    info = path.stat()
+    if os.geteuid() == 0:
+        assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o640, 0, WORKER_GID)
+    else:
+        assert stat.S_IMODE(info.st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) & 0o077 == 0

@@ -20,7 +20,8 @@ STAFF = "staff@platform.example"
 
 def need_isolation() -> None:
     require_or_skip(isolation.isolation_available(), "PORTAL_REQUIRE_ISOLATION",
-                    "OS isolation (unshare --net, setpriv as root) is not available here")
+                    "isolation (bubblewrap, setpriv, prlimit, python3-seccomp, root) is "
+                    "not available here")
 
 
 def people(ctx: Context) -> tuple[Principal, Principal, Principal]:

@@ -118,13 +118,14 @@ def test_platform_fault_during_a_run_is_recorded_as_internal_error(released_ctx)
 
 
 @pytest.mark.parametrize("kind", ["validation", "dry_run"])
-def test_worker_with_isolation_unavailable_refuses_to_run(released_ctx, monkeypatch, kind):
-    from sandbox import isolation
+def test_worker_with_isolation_unavailable_refuses_to_run(released_ctx, monkeypatch, tmp_path,
+                                                         kind):
+    from portal.isolation import launcher
 
     ctx = released_ctx
     member, _, _ = people(ctx)
     model = wdbc_model(ctx)
-    monkeypatch.setitem(isolation._probe_cache, "ok", False)
+    monkeypatch.setitem(launcher.TOOLS, "bwrap", str(tmp_path / "bwrap-not-installed"))
     if kind == "dry_run":
         status = services.dry_run(ctx, member, "wdbc-malignancy", model, MODEL_CARD)
     else:
@@ -136,13 +137,47 @@ def test_worker_with_isolation_unavailable_refuses_to_run(released_ctx, monkeypa
     assert store.usage(ctx.conn, member.team, "wdbc-malignancy")["valid_runs"] == 0
 
 
-def test_worker_refuses_to_start_without_isolation(ctx, monkeypatch):
+def test_worker_refuses_to_start_without_isolation(ctx, monkeypatch, tmp_path):
     from portal.errors import InternalError
-    from sandbox import isolation
+    from portal.isolation import launcher
 
-    monkeypatch.setitem(isolation._probe_cache, "ok", False)
+    monkeypatch.setitem(launcher.TOOLS, "bwrap", str(tmp_path / "bwrap-not-installed"))
     (run_id,) = _queue_runs(ctx, 1)
     with pytest.raises(InternalError) as exc:
         worker.work(ctx.settings, once=True)
     assert exc.value.code == "isolation_unavailable"
     assert store.get_run(ctx.conn, run_id)["status"] == "queued"  # left for a capable worker
+
+
+def test_worker_refuses_to_start_when_the_home_cannot_be_hidden():
+    """A home that holds the interpreter would be visible to every scorer: refuse (the check
+    comes before the worker opens anything in that home)."""
+    import sys
+    from pathlib import Path
+
+    from portal.config import Settings
+    from portal.errors import InternalError
+
+    need_isolation()
+    settings = Settings.from_env({"PORTAL_HOME": str(Path(sys.prefix))})
+    with pytest.raises(InternalError) as exc:
+        worker.work(settings, once=True)
+    assert exc.value.code == "isolation_unavailable"
+
+
+def test_worker_start_sweeps_job_folders_whose_worker_is_gone(ctx):
+    import os
+    import subprocess
+
+    from portal.isolation import jobs
+
+    need_isolation()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = jobs.job_base() / f"job-{gone.pid}-0badc0de"
+    stale.mkdir()
+    (stale / "features.f32").write_bytes(b"left behind")
+    live = jobs.new_job_folder(os.getuid())  # ours: this process still runs
+    worker.work(ctx.settings, once=True)
+    assert not stale.exists() and live.is_dir()
+    live.rmdir()
