@@ -54,6 +54,29 @@ def kill_tree(proc: subprocess.Popen) -> None:
     proc.wait(30)
 
 
+def kill_while(proc: subprocess.Popen, still_true: Callable[[], object], timeout: float,
+               what: str) -> None:
+    """Kill ``proc`` and its tree at a moment when ``still_true()`` holds: freeze the tree
+    (SIGSTOP), check the condition, then kill; if the condition no longer held, thaw it and try
+    again. Makes "killed mid-run" certain on a loaded machine, where a short run may finish
+    between a check and a plain kill."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if still_true():
+            tree = [proc.pid, *descendants(proc.pid)]
+            for pid in tree:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+            if still_true():
+                kill_tree(proc)
+                return
+            for pid in tree:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
     """Ask a process we started to stop (SIGTERM), killing it if it does not."""
     if proc.poll() is None:

@@ -28,7 +28,14 @@ from portal.services.context import Context
 from portal.store.db import connect
 from tests.factories import make_user
 from tests.factories_access import make_grant
-from tests.integration.processes import ROOT, kill_tree, portal_process, stop, wait_until
+from tests.integration.processes import (
+    ROOT,
+    kill_tree,
+    kill_while,
+    portal_process,
+    stop,
+    wait_until,
+)
 from tests.integration.sandbox.helpers import MEMBER, OTHER_MEMBER, wdbc_model
 
 TASK = "wdbc-malignancy"
@@ -135,10 +142,10 @@ def test_three_workers_two_servers_one_killed_worker_every_run_finishes_once(clu
                                 task=TASK, model=str(model))
         replies = [servers[n % 2].wait(n) for n in range(SUBMISSIONS_PER_TEAM * 2)]
         watch = connect(ctx.settings.store_target, ctx.settings)
-        wait_until(lambda: watch.execute("SELECT 1 FROM sandbox_runs WHERE status = 'running'"
+        kill_while(workers[0],  # one machine dies mid-run
+                   lambda: watch.execute("SELECT 1 FROM sandbox_runs WHERE status = 'running'"
                                          " AND lease_owner = 'machine-1'").fetchone(), 120,
                    "machine-1 to be running a validation")
-        kill_tree(workers[0])  # one machine dies mid-run
         wait_until(lambda: watch.execute("SELECT count(*) FROM sandbox_runs WHERE status IN"
                                          " ('queued', 'running')").fetchone()[0] == 0, 600,
                    "every run to finish")
