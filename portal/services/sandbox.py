@@ -60,7 +60,10 @@ def task_summary(card: TaskCard) -> dict[str, Any]:
             "subgroups": [g.name for g in card.subgroups.groups],
             "min_subgroup_size": card.subgroups.min_size,
             "quotas": card.quotas.model_dump(), "limits": card.limits.model_dump(),
-            "review_required": card.review_required, "grant_required": card.grant_required}
+            "review_required": card.review_required, "grant_required": card.grant_required,
+            "label_meaning": card.label_meaning,
+            "outcome_window_days": card.outcome_window_days,
+            "public_copies": [c.model_dump() for c in card.public_copies]}
 
 
 @use_case("sandbox.quota")
