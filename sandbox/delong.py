@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sandbox.metrics import NotEstimable, _check_two_classes, _midrank
+from sandbox.metrics import Z95, NotEstimable, _check_two_classes, _midrank
 
 
 @dataclass(frozen=True)
@@ -76,17 +76,38 @@ def paired_test(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> Comparison:
 
     Raises NotEstimable when ``y`` has one class."""
     aucs, cov = covariance(y, np.vstack((a, b)))
-    difference = float(aucs[0] - aucs[1])
-    variance = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    return _comparison(float(aucs[0]), float(aucs[1]),
+                       float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]))
+
+
+__all__ = ["Comparison", "NotEstimable", "covariance", "paired_from_components", "paired_test",
+           "structural_components"]
+
+
+def paired_from_components(a: tuple[np.ndarray, np.ndarray],
+                           b: tuple[np.ndarray, np.ndarray]) -> Comparison:
+    """The paired test from two models' stored structural components ``(V10, V01)`` on the
+    same cases in the same order (what a finished run keeps): no labels or predictions needed.
+
+    Raises ValueError when the components come from different case sets."""
+    (a10, a01), (b10, b01) = a, b
+    if a10.shape != b10.shape or a01.shape != b01.shape:
+        raise ValueError("the two runs were not scored on the same cases")
+    m, n = len(a10), len(a01)
+    auc_a, auc_b = float(a10.mean()), float(b10.mean())
+    d10, d01 = a10 - b10, a01 - b01
+    variance = (float(d10.var(ddof=1)) / m if m > 1 else 0.0) + (
+        float(d01.var(ddof=1)) / n if n > 1 else 0.0)
+    return _comparison(auc_a, auc_b, variance)
+
+
+def _comparison(auc_a: float, auc_b: float, variance: float) -> Comparison:
+    difference = auc_a - auc_b
     se = math.sqrt(max(variance, 0.0))
     if se < 1e-15:
         z, p = None, 1.0 if abs(difference) < 1e-15 else 0.0
     else:
         z = difference / se
         p = math.erfc(abs(z) / math.sqrt(2.0))
-    return Comparison(auc_a=float(aucs[0]), auc_b=float(aucs[1]), difference=difference, se=se,
-                      lower=difference - 1.959963984540054 * se,
-                      upper=difference + 1.959963984540054 * se, z=z, p_value=p)
-
-
-__all__ = ["Comparison", "NotEstimable", "covariance", "paired_test", "structural_components"]
+    return Comparison(auc_a=auc_a, auc_b=auc_b, difference=difference, se=se,
+                      lower=difference - Z95 * se, upper=difference + Z95 * se, z=z, p_value=p)

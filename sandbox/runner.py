@@ -35,6 +35,9 @@ class RunResult:
     release_version: str | None = None
     report: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # DeLong structural components (V10 over positives, V01 over negatives) in canonical case
+    # order: platform-only, for paired comparisons on the leaderboard
+    components: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def model_path(settings: Settings, sha256: str) -> Path:
@@ -111,7 +114,19 @@ def execute(settings: Settings, conn: sqlite3.Connection, run: sqlite3.Row) -> R
                         {"rows": held.rows, "shuffle_seed": seed, "synthetic": False},
                         info, figures)
     body["receipt"] = receipts.sign(settings, body, _bound(body))
-    return RunResult("ok", "validation finished", release.version, body, info)
+    return RunResult("ok", "validation finished", release.version, body, info,
+                     components=_components(held.labels, predictions))
+
+
+def _components(labels: np.ndarray, predictions: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    from sandbox import delong
+
+    try:
+        _, v10, v01 = delong.structural_components(labels, predictions)
+    except metrics.NotEstimable:
+        return None
+    return v10[0], v01[0]
 
 
 def _dry_run(settings: Settings, card: TaskCard, data: bytes, run: sqlite3.Row) -> RunResult:
@@ -150,6 +165,28 @@ def _report_body(card: TaskCard, run: sqlite3.Row, release: dict[str, Any],
               "features": card.feature_names},
         data=data, scoring=scoring, figures=figures, code_version=receipts.code_version(),
         generated_at=utcnow())
+
+
+def write_components(settings: Settings, run_id: int,
+                     components: tuple[np.ndarray, np.ndarray]) -> str:
+    """Write the run's DeLong structural components once under ``reports/components`` (an
+    ``.npz`` of two float64 arrays, no pickled objects); returns the name relative to the
+    reports folder. Platform-only: the leaderboard's paired comparisons read it."""
+    import io
+
+    buffer = io.BytesIO()
+    v10, v01 = components
+    np.savez(buffer, v10=np.asarray(v10, dtype="<f8"), v01=np.asarray(v01, dtype="<f8"))
+    data = buffer.getvalue()
+    name = f"components/run-{int(run_id)}-{hashlib.sha256(data).hexdigest()[:16]}.npz"
+    write_once(settings.reports_dir / name, data, 0o640)
+    return name
+
+
+def read_components_at(reports_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The components written by :func:`write_components` (never unpickled)."""
+    with np.load(reports_dir / name, allow_pickle=False) as archive:
+        return archive["v10"], archive["v01"]
 
 
 def write_report(settings: Settings, run_id: int, body: dict[str, Any]) -> str:

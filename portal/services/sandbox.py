@@ -24,6 +24,24 @@ from sandbox import store as runs
 from sandbox.tasks import TaskCard, load_cards
 
 MODEL_CARD_FIELDS = {"name": 100, "version": 40, "intended_use": 2000, "training_data": 2000}
+# Optional narrative the team writes for its CHAI Applied Model Card: field -> (label, cap).
+NARRATIVE_FIELDS: dict[str, tuple[str, int]] = {
+    "developer": ("Model developer (organisation)", 200),
+    "contact": ("Developer contact", 200),
+    "summary": ("Summary of the model", 2000),
+    "intended_users": ("Primary intended users", 1000),
+    "how_to_use": ("How to use it", 2000),
+    "out_of_scope": ("Cautioned out-of-scope settings", 2000),
+    "risks": ("Known risks and limitations", 2000),
+    "biases": ("Known biases or ethical considerations", 2000),
+    "clinical_risk": ("Clinical risk level", 200),
+    "model_type": ("Model type", 200),
+    "bias_mitigation": ("Bias mitigation approaches", 2000),
+    "maintenance": ("Ongoing maintenance", 2000),
+    "funding": ("Funding source", 500),
+    "stakeholders": ("Stakeholders consulted", 1000),
+    "publications": ("Peer-reviewed publications", 1000),
+}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -106,6 +124,20 @@ def clean_model_card(model_card: dict[str, Any]) -> dict[str, str]:
     return cleaned
 
 
+def clean_narrative(model_card: dict[str, Any]) -> dict[str, str]:
+    """The optional narrative fields present in ``model_card``, stripped of control characters
+    and empty values. Raises InvalidInput(code='model_card_invalid') when one is too long."""
+    cleaned = {}
+    for field, (label, cap) in NARRATIVE_FIELDS.items():
+        value = _CONTROL.sub("", str(model_card.get(field) or "")).strip()
+        if len(value) > cap:
+            raise InvalidInput("model_card_invalid",
+                               f"{label} may have at most {cap} characters.")
+        if value:
+            cleaned[field] = value
+    return cleaned
+
+
 def _display_name(filename: str | None) -> str:
     """The upload's file name, made safe for the audit log (never used as a path)."""
     name = _CONTROL.sub("", str(filename or ""))
@@ -164,6 +196,7 @@ def submit(ctx: Context, principal: Principal, task_id: str, upload: BinaryIO | 
         _check_grant(ctx, principal, card)
         _check_quota(ctx, card, team, kind)
         meta = clean_model_card(model_card)
+        narrative = clean_narrative(model_card)
     except (Denied, QuotaExceeded, InvalidInput) as exc:
         _deny(ctx, principal, action, target, exc,
               "rejected" if isinstance(exc, InvalidInput) else "denied")
@@ -188,7 +221,7 @@ def submit(ctx: Context, principal: Principal, task_id: str, upload: BinaryIO | 
             ctx.conn, sha256=accepted.sha256, size_bytes=accepted.size, team=team,
             uploaded_by=principal.actor, name=meta["name"], model_version=meta["version"],
             intended_use=meta["intended_use"], training_data=meta["training_data"],
-            producer=accepted.producer)
+            producer=accepted.producer, narrative=json.dumps(narrative, sort_keys=True))
         run_id = runs.insert_run(ctx.conn, kind=kind, card=card, team=team,
                                  requested_by=principal.actor, model_id=model_id)
         runs.insert_attempt(ctx.conn, team=team, task_id=card.id, kind=kind, accepted=True,

@@ -82,3 +82,19 @@ def test_a_clearly_better_model_is_distinguishable_and_identical_models_are_not(
 def test_one_class_is_not_estimable():
     with pytest.raises(metrics.NotEstimable):
         delong.paired_test(np.ones(5), np.arange(5.0), np.arange(5.0))
+
+
+def test_paired_test_from_stored_components_equals_the_test_from_predictions():
+    rng = np.random.default_rng(11)
+    y = (rng.random(400) < 0.25).astype(float)
+    a = rng.random(400) * 0.5 + 0.4 * y
+    b = np.round(rng.random(400) * 0.7 + 0.2 * y, 2)
+    _, a10, a01 = delong.structural_components(y, a)
+    _, b10, b01 = delong.structural_components(y, b)
+    stored = delong.paired_from_components((a10[0], a01[0]), (b10[0], b01[0]))
+    direct = delong.paired_test(y, a, b)
+    assert stored.difference == pytest.approx(direct.difference, abs=1e-12)
+    assert stored.se == pytest.approx(direct.se, rel=1e-10)
+    assert stored.p_value == pytest.approx(direct.p_value, rel=1e-9)
+    with pytest.raises(ValueError):
+        delong.paired_from_components((a10[0][:-1], a01[0]), (b10[0], b01[0]))
