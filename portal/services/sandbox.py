@@ -283,10 +283,11 @@ def list_runs(ctx: Context, principal: Principal, task_id: str | None = None,
     return [run_status(ctx, principal, r["id"]) for r in rows]
 
 
-@use_case("sandbox.report.view", "run:{run_id}")
-def report(ctx: Context, principal: Principal, run_id: int, fmt: str = "json") -> Any:
-    """A run's report (a dict for ``json``, text for ``html``). Teams see it only once it is
-    completed or released. Raises NotFound or Denied(code='report_not_released')."""
+def reportable_run(ctx: Context, principal: Principal, run_id: int) -> sqlite3.Row:
+    """The run whose report ``principal`` asks for, once it may see it: its own team's
+    completed or released run, or any run for staff. Records the refusal and raises NotFound
+    or Denied(code='report_not_released') otherwise; NotFound(code='report_not_found') for a
+    run without a report."""
     run = _visible_run(ctx, principal, int(run_id))
     if not principal.is_staff and run["status"] not in states.VISIBLE_TO_TEAM:
         exc = Denied("report_not_released",
@@ -296,13 +297,26 @@ def report(ctx: Context, principal: Principal, run_id: int, fmt: str = "json") -
         raise exc
     if not run["report_file"]:
         raise NotFound("report_not_found", "This run has no report (see its outcome).")
-    path = ctx.settings.reports_dir / run["report_file"]
+    return run
+
+
+@use_case("sandbox.report.view", "run:{run_id}")
+def report(ctx: Context, principal: Principal, run_id: int, fmt: str = "json") -> Any:
+    """A run's report (a dict for ``json``, text for ``html``). Teams see it only once it is
+    completed or released, and only as :func:`portal.services.team_view.team_report` gives
+    it; staff see the exact report. Raises NotFound or Denied(code='report_not_released')."""
+    from portal.services.team_view import report_for
+    from sandbox.report import render_html
+
+    run = reportable_run(ctx, principal, run_id)
     audit.record(ctx.conn, actor=principal.actor, team=principal.team,
                  action="sandbox.report.view", target=f"run:{run_id}", decision="allowed",
                  details={"format": fmt})
-    if fmt == "html":
+    if fmt == "html" and principal.is_staff:
+        path = ctx.settings.reports_dir / run["report_file"]
         return path.with_suffix(".html").read_text(encoding="utf-8")
-    return json.loads(path.read_text(encoding="utf-8"))
+    document = report_for(ctx, run, principal.is_staff)
+    return render_html(document) if fmt == "html" else document
 
 
 def _review(ctx: Context, staff: Principal, run_id: int, new: str, reason: str | None) -> None:

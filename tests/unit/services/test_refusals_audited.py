@@ -20,6 +20,8 @@ from portal.services import (
     attempts,
     catalog,
     demo,
+    exports,
+    leaderboard,
     people,
     query,
     sandbox,
@@ -37,12 +39,15 @@ HELPERS = {
     "attempts": {"attempt", "decision_for", "describe_failure", "ref", "use_case"},
     "catalog": {"check_can_browse", "can_browse", "check_manifests", "report_summary"},
     "context": set(),
-    "demo": {"seed_people", "seed"},
+    "demo": {"seed_people", "seed", "seed_reference_models"},
+    "exports": set(),
+    "leaderboard": {"releases_with_results", "seed_reference_models", "statement"},
     "policies": {"policies", "current_releases", "check_policies", "dataset_policy",
                  "resolved_tier"},
     "query": {"check_budget", "budget_use", "can_download", "extract_for"},
     "sandbox": {"tasks", "get_task", "task_summary", "clean_model_card", "verify_report",
-                "process_queue"},
+                "process_queue", "clean_narrative", "reportable_run"},
+    "team_view": {"team_report", "staff_report", "report_for"},
     "tokens": {"authenticate", "check_scope", "known_datasets", "owner_of", "token_hash",
                "token_id_of"},
 }
@@ -173,6 +178,15 @@ REFUSALS = {
         sandbox.rerun_latest(c, m, "wdbc-malignancy")),
     ("sandbox", "export_holdout"): ("sandbox.holdout.export", lambda c, m, s, run, tmp:
         sandbox.export_holdout(c, m, "wdbc-malignancy", tmp / "h.parquet")),
+    ("leaderboard", "leaderboard"): ("sandbox.leaderboard.view", lambda c, m, s, run, tmp:
+        leaderboard.leaderboard(c, ANONYMOUS, "wdbc-malignancy")),
+    ("leaderboard", "publish_reference"): ("sandbox.reference.publish",
+        lambda c, m, s, run, tmp: leaderboard.publish_reference(c, m, "wdbc-malignancy", b"",
+                                                                {})),
+    ("exports", "model_card_xml"): ("sandbox.modelcard.export", lambda c, m, s, run, tmp:
+        exports.model_card_xml(c, m, run)),
+    ("exports", "tripod_checklist"): ("sandbox.tripod.export", lambda c, m, s, run, tmp:
+        exports.tripod_checklist(c, m, run)),
 }
 
 
