@@ -6,9 +6,11 @@ import streamlit as st
 
 from portal.errors import PortalError
 from portal.services import sandbox
+from portal.ui import runs as runs_ui
 from portal.ui import widgets
 from portal.ui.errors import or_stop, show_error
 from portal.ui.session import require_principal
+from portal.ui.text import md_escape
 
 me, ctx = require_principal("staff", page="validation-runs")
 st.title("Validation runs")
@@ -22,9 +24,12 @@ runs = or_stop(lambda: sandbox.list_runs(ctx, me, status=None if status == "all"
 if not runs:
     st.text("No runs.")
 else:
-    st.dataframe(pd.DataFrame(runs)[["id", "kind", "task", "team", "status", "outcome", "model",
-                                     "release_version", "primary_value", "created_at"]],
-                 hide_index=True, width="stretch")
+    frame = pd.DataFrame(runs)[["id", "kind", "task", "team", "status", "outcome", "model",
+                                "release_version", "primary_value", "created_at"]]
+    frame["page"] = [f"run?id={r['id']}" for r in runs]
+    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+        "primary_value": st.column_config.NumberColumn("primary", format="%.3f"),
+        "page": st.column_config.LinkColumn("page", display_text="open")})
 
 reviewable = [r["id"] for r in runs if r["status"] in ("awaiting_review", "withheld")]
 st.header("Review")
@@ -33,15 +38,10 @@ if not reviewable:
 else:
     run_id = st.selectbox("Run", reviewable, key="vr_run")
     current = next(r for r in runs if r["id"] == run_id)
-    st.caption(f"Task {current['task']} v{current['task_version']} · team {current['team']} · "
-               f"model {current['model']} · release {current['release_version']}")
-    if current["report_available"]:
-        report = sandbox.report(ctx, me, run_id)
-        primary = report["primary"]
-        if primary["value"] is not None:
-            st.metric(primary["metric"].upper(), f"{primary['value']:.3f}")
-        st.download_button("Download report (HTML)", sandbox.report(ctx, me, run_id, "html"),
-                           file_name=f"validation-run-{run_id}.html", mime="text/html")
+    st.caption(md_escape(f"Task {current['task']} v{current['task_version']} · team "
+                         f"{current['team']} · model {current['model']} · release "
+                         f"{current['release_version']}"))
+    runs_ui.link(run_id, f"Open run {run_id}: the full report, plots and exports")
     if st.button("Release to the team", type="primary", key="vr_release"):
         try:
             sandbox.release_run(ctx, me, run_id)

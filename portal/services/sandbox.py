@@ -268,8 +268,16 @@ def run_status(ctx: Context, principal: Principal, run_id: int) -> dict[str, Any
         "primary_value": run["primary_value"] if visible else None,
         "report_available": bool(run["report_file"]) and visible,
         "review_reason": run["review_reason"] if run["status"] == "withheld" else None,
-        "rerun_of": run["rerun_of"],
+        "rerun_of": run["rerun_of"], "started_at": run["started_at"],
+        "queue_ahead": _queue_ahead(ctx, run) if run["status"] == "queued" else None,
     }
+
+
+def _queue_ahead(ctx: Context, run: sqlite3.Row) -> int:
+    """How many runs of the same kind wait before this one (its place in the queue)."""
+    return int(ctx.conn.execute(
+        "SELECT count(*) FROM sandbox_runs WHERE status IN ('queued', 'running') AND kind = ?"
+        " AND id < ?", (run["kind"], run["id"])).fetchone()[0])
 
 
 @use_case("sandbox.runs.list")

@@ -7,6 +7,7 @@ import streamlit as st
 from portal.identity import Principal
 from portal.services import access, admin, query, sandbox
 from portal.services.context import Context
+from portal.ui import runs as run_links
 from portal.ui import widgets
 
 
@@ -35,9 +36,12 @@ def recent_runs(ctx: Context, me: Principal) -> None:
         st.info("No validation runs yet. Open the Validation sandbox to submit a model.")
         return
     st.dataframe([{"run": r["id"], "task": r["task"], "model": r["model"],
-                   "status": r["status_text"], "result": r["primary_value"],
-                   "submitted": r["created_at"]} for r in runs],
-                 hide_index=True, width="stretch")
+                   "status": r["status_text"], "submitted": r["created_at"],
+                   "page": f"run?id={r['id']}"} for r in runs],
+                 hide_index=True, width="stretch",
+                 column_config={"page": st.column_config.LinkColumn("page", display_text="open")})
+    for r in runs[:3]:
+        run_links.link(r["id"], f"Run {r['id']} · {r['task']} · {r['status_text']}")
 
 
 def staff_summary(ctx: Context, me: Principal) -> None:
@@ -54,3 +58,7 @@ def staff_summary(ctx: Context, me: Principal) -> None:
     if queue:
         st.header("Waiting for review")
         widgets.requests_table(queue)
+    if awaiting:
+        st.header("Validation runs to review")
+        for r in awaiting[:5]:
+            run_links.link(r["id"], f"Run {r['id']} · {r['task']} · team {r['team']}")
