@@ -165,6 +165,10 @@ REFUSALS = {
         sandbox.list_runs(c, ANONYMOUS)),
     ("sandbox", "report"): ("sandbox.report.view", lambda c, m, s, run, tmp:
         sandbox.report(c, m, run)),
+    ("sandbox", "released_report"): ("sandbox.report.view", lambda c, m, s, run, tmp:
+        sandbox.released_report(c, m, run)),
+    ("sandbox", "staff_report"): ("sandbox.report.view", lambda c, m, s, run, tmp:
+        sandbox.staff_report(c, m, run)),
     ("sandbox", "release_run"): ("sandbox.run.release", lambda c, m, s, run, tmp:
         sandbox.release_run(c, m, run)),
     ("sandbox", "withhold_run"): ("sandbox.run.withhold", lambda c, m, s, run, tmp:
