@@ -1,0 +1,71 @@
+"""AppTest of the staff screens' review aids: the de-identification report as sections with the
+dev / held-out / suppressed split, and two-step confirmations that act only on what they named."""
+
+from __future__ import annotations
+
+from portal import audit
+from portal.catalog.releases import current_release
+from tests.app.helpers import app, claims, texts
+
+STAFF = "staff@platform.example"
+FOUNDER = "founder@gamma-ai.example"
+
+
+def _split_frame(at):
+    return next(f.value for f in at.dataframe if "held out (validation only)" in f.value.columns)
+
+
+def test_catalog_report_tab_shows_sections_and_the_split_to_a_member(released):
+    at = app("catalog.py", claims(FOUNDER))
+    at.run()
+    assert not at.exception
+    report = current_release(released.conn, released.settings, "eunomia").report()
+    split = _split_frame(at).set_index("split")
+    assert split.loc["persons", "dev (queryable)"] == report["persons"]["dev"]
+    assert split.loc["persons", "held out (validation only)"] == report["persons"]["holdout"]
+    assert split.loc["persons", "suppressed (k-anonymity)"] == report["persons"]["suppressed"]
+    headings = [s.value for s in at.subheader]
+    for title in ("Persons and rows", "Columns dropped", "Columns transformed", "k-anonymity",
+                  "Residual identifier scan"):
+        assert title in headings
+    shown = texts(at)
+    assert "# De-identification report" not in shown and "## Columns" not in shown
+    assert "person_source_value" in shown and "birth_year_cap" in shown
+
+
+def test_datasets_page_rebuilds_a_release_only_after_confirmation(released):
+    at = app("datasets_admin.py", claims(STAFF))
+    at.run()
+    at.selectbox(key="admin_dataset").select("wdbc").run()
+    assert "Persons and rows" in [s.value for s in at.subheader]
+    at.button(key="admin_rebuild_release").click().run()
+    asked = [w.value for w in at.warning if "Build a new release" in w.value]
+    assert asked and "wdbc" in asked[0] and "Release 1 becomes superseded" in asked[0]
+    at.button(key="admin_rebuild_release__no").click().run()  # Cancel
+    assert not [w for w in at.warning if "Build a new release" in w.value]
+    assert current_release(released.conn, released.settings, "wdbc").version == "1"
+    at.button(key="admin_rebuild_release").click().run()
+    at.button(key="admin_rebuild_release__yes").click().run()
+    assert not at.exception
+    assert any("Release 2 of wdbc is now current" in s.value for s in at.success)
+    assert current_release(released.conn, released.settings, "wdbc").version == "2"
+    assert audit.list_events(released.conn, action="release.build", decision="done")
+
+
+def test_a_confirmation_is_dropped_when_the_selection_changes(released):
+    at = app("datasets_admin.py", claims(STAFF))
+    at.run()
+    at.selectbox(key="admin_dataset").select("wdbc").run()
+    at.button(key="admin_rebuild_extracts").click().run()
+    assert any("governed extract" in w.value for w in at.warning)
+    at.selectbox(key="admin_dataset").select("eunomia").run()
+    assert not any("governed extract" in w.value for w in at.warning)
+    assert [b.key for b in at.button if b.key == "admin_rebuild_extracts__yes"] == []
+    assert not audit.list_events(released.conn, action="extracts.rebuild")
+
+
+def test_a_member_cannot_open_the_datasets_page(released):
+    at = app("datasets_admin.py", claims(FOUNDER))
+    at.run()
+    assert [e.value.replace("\\", "").split(" — ")[0] for e in at.error] == ["staff_only"]
+    assert "Rebuild release" not in texts(at)
