@@ -69,3 +69,54 @@ def test_a_member_cannot_open_the_datasets_page(released):
     at.run()
     assert [e.value.replace("\\", "").split(" — ")[0] for e in at.error] == ["staff_only"]
     assert "Rebuild release" not in texts(at)
+
+
+def _scored_run(ctx) -> int:
+    from portal.identity import principal_for_email
+    from portal.services import sandbox as services
+    from tests.integration.sandbox.helpers import need_isolation, run_queue, wdbc_model
+    from tests.unit.sandbox.factories import MODEL_CARD
+
+    need_isolation()
+    member = principal_for_email(ctx.conn, "analyst@acme-health.example")
+    run_id = services.submit(ctx, member, "wdbc-malignancy", wdbc_model(ctx), MODEL_CARD)
+    run_queue(ctx)
+    return run_id
+
+
+def test_review_shows_checks_and_the_full_report_with_exact_figures(released):
+    from portal.identity import principal_for_email
+    from portal.services import sandbox as services
+
+    run_id = _scored_run(released)
+    report = services.report(released, principal_for_email(released.conn, STAFF), run_id)
+    at = app("validation_runs.py", claims(STAFF))
+    at.run()
+    at.selectbox(key="vr_run").select(run_id).run()
+    assert not at.exception
+    headings = [s.value for s in at.subheader]
+    assert headings.index("Disclosure checks") < headings.index("Report")
+    assert "This run records no disclosure checks or flags." in texts(at)
+    overall = next(f.value for f in at.dataframe if "figure" in f.value.columns)
+    auroc = overall.set_index("figure").loc["AUROC (DeLong)", "value"]
+    assert auroc == repr(report["metrics"]["overall"]["auroc"]["value"])  # exact, not rounded
+    assert any("sensitivity" in f.value.columns for f in at.dataframe)
+    assert any("subgroup" in f.value.columns for f in at.dataframe)
+
+
+def test_rerun_all_queues_only_after_confirmation(released):
+    from portal.identity import principal_for_email
+    from portal.services import sandbox as services
+
+    run_id = _scored_run(released)
+    services.release_run(released, principal_for_email(released.conn, STAFF), run_id)
+    at = app("validation_runs.py", claims(STAFF))
+    at.run()
+    at.selectbox(key="vr_rerun_task").select("wdbc-malignancy").run()
+    at.button(key="vr_rerun").click().run()
+    assert any("wdbc-malignancy" in w.value.replace("\\", "") for w in at.warning)
+    assert not audit.list_events(released.conn, action="sandbox.rerun")
+    at.button(key="vr_rerun__yes").click().run()
+    assert not at.exception
+    assert any("Queued 1 run(s)" in s.value for s in at.success)
+    assert audit.list_events(released.conn, action="sandbox.rerun")
