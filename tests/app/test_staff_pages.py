@@ -150,7 +150,7 @@ def test_audit_page_shows_chain_status_filters_and_exports_csv(requested):
     at = app("audit_log.py", claims(STAFF))
     at.run()
     assert any("Audit chain verifies" in s.value for s in at.success)
-    at.text_input(key="audit_action").input("request.submit").run()
+    at.selectbox(key="audit_action").select("request.submit").run()
     frame = at.dataframe[0].value
     assert set(frame["action"]) == {"request.submit"}
     assert [b.label for b in at.get("download_button")] == ["Export CSV"]

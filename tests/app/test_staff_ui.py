@@ -120,3 +120,44 @@ def test_rerun_all_queues_only_after_confirmation(released):
     assert not at.exception
     assert any("Queued 1 run(s)" in s.value for s in at.success)
     assert audit.list_events(released.conn, action="sandbox.rerun")
+
+
+def test_audit_pickers_offer_what_the_log_holds_and_filter(seeded):
+    import datetime as dt
+
+    audit.record(seeded.conn, actor="a@x.example", team="gamma-ai", action="query.run",
+                 target="dataset:eunomia", decision="denied", reason="grant_revoked",
+                 details={"sql_sha256": "ab" * 8, "limits": {"rows": 5000, "seconds": 30},
+                          "tables": ["person", "drug_exposure"]})
+    audit.record(seeded.conn, actor="b@y.example", team="beta-bio", action="request.submit",
+                 decision="allowed")
+    at = app("audit_log.py", claims(STAFF))
+    at.run()
+    assert not at.exception
+    assert {"a@x.example", "b@y.example"} <= set(at.selectbox(key="audit_actor").options)
+    assert {"beta-bio", "gamma-ai"} <= set(at.selectbox(key="audit_team").options)
+    assert {"query.run", "request.submit"} <= set(at.selectbox(key="audit_action").options)
+    assert at.selectbox(key="audit_decision").options == list(audit.DECISIONS)
+    at.selectbox(key="audit_team").select("gamma-ai").run()
+    at.selectbox(key="audit_decision").select("denied").run()
+    frame = at.dataframe[0].value
+    assert list(frame["actor"]) == ["a@x.example"]
+    # details are readable fields, not JSON
+    details = frame["details"][0]
+    assert "limits › rows: 5000" in details and "tables: person, drug_exposure" in details
+    assert "{" not in details
+    event = at.dataframe[1].value.set_index("field")["value"]
+    assert event["reason"] == "grant_revoked" and event["limits › seconds"] == "30"
+    today = dt.datetime.now(dt.UTC).date()
+    at.date_input(key="audit_dates").set_value((today, today)).run()
+    assert list(at.dataframe[0].value["actor"]) == ["a@x.example"]
+    tomorrow = today + dt.timedelta(days=1)
+    at.date_input(key="audit_dates").set_value((tomorrow, tomorrow)).run()
+    assert at.dataframe[0].value.empty
+
+
+def test_audit_page_is_refused_to_a_member_and_the_refusal_audited(seeded):
+    at = app("audit_log.py", claims(FOUNDER))
+    at.run()
+    assert [e.value.replace("\\", "").split(" — ")[0] for e in at.error] == ["staff_only"]
+    assert audit.list_events(seeded.conn, action="ui.page", decision="denied")
