@@ -59,8 +59,8 @@ def event_rows(event: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def grid_rows(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [{**{name: e.get(name) for name in EVENT_FIELDS}, "details": summary(e["details"])}
-            for e in events]
+    return [{**{name: e.get(name) if name == "id" else (e.get(name) or "")
+                for name in EVENT_FIELDS}, "details": summary(e["details"])} for e in events]
 
 
 def date_bounds(dates: Sequence[dt.date] | dt.date | None) -> tuple[str | None, str | None]:

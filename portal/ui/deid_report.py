@@ -89,6 +89,14 @@ def transformed_section(report: dict[str, Any]) -> Section:
     return Section("Columns transformed", lines, rows)
 
 
+def _stage(stage: str, figures: dict[str, Any]) -> dict[str, str]:
+    """One row of the k-anonymity table; a figure a step does not recompute reads ``—``."""
+    return {"stage": stage, **{label: "—" if figures.get(key) is None else _n(figures[key])
+                               for key, label in (("classes", "equivalence classes"),
+                                                  ("smallest_class", "smallest class"),
+                                                  ("records_below_k", "records below k"))}}
+
+
 def kanon_section(report: dict[str, Any]) -> Section:
     k = report.get("k_anonymity") or {}
     if not k.get("applicable"):
@@ -96,21 +104,15 @@ def kanon_section(report: dict[str, Any]) -> Section:
     before, release = k.get("before") or {}, k.get("release") or {}
     lines = [f"Target k = {k['k_target']} over {', '.join(k.get('quasi_identifiers', []))}"
              f" (below k: {k.get('below_k_policy', 'suppress')})."]
-    rows = [{"stage": "before treatment", "equivalence classes": before.get("classes"),
-             "smallest class": before.get("smallest_class"),
-             "records below k": before.get("records_below_k")}]
+    rows = [_stage("before treatment", before)]
     for step in k.get("treatment") or []:
         if step["action"] == "generalise":
-            rows.append({"stage": f"{step['column']} in {step['band_width']}-year bands",
-                         "equivalence classes": None, "smallest class": None,
-                         "records below k": step.get("records_below_k_after")})
+            rows.append(_stage(f"{step['column']} in {step['band_width']}-year bands",
+                               {"records_below_k": step.get("records_below_k_after")}))
         else:
-            rows.append({"stage": f"{_n(step['persons'])} person(s) suppressed",
-                         "equivalence classes": None, "smallest class": None,
-                         "records below k": 0})
-    rows.append({"stage": "in the release files", "equivalence classes": release.get("classes"),
-                 "smallest class": release.get("smallest_class"),
-                 "records below k": release.get("records_below_k")})
+            rows.append(_stage(f"{_n(step['persons'])} person(s) suppressed",
+                               {"records_below_k": 0}))
+    rows.append(_stage("in the release files", release))
     if k.get("suppressed_fraction") is not None:
         lines.append(f"Suppressed {k['suppressed_fraction']:.2%} of persons (the card allows at "
                      f"most {k.get('max_suppressed_fraction', 0):.0%}).")

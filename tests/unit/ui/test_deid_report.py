@@ -63,6 +63,7 @@ def test_sections_follow_the_guide_and_carry_the_figures():
                                                 "39 person(s) suppressed",
                                                 "in the release files"]
     assert kanon.level == "ok" and "1.45%" in kanon.lines[1]
+    assert kanon.rows[1]["equivalence classes"] == "—" and kanon.rows[0]["records below k"] == "530"
     assert by_title["Residual identifier scan"].rows[0]["allowed"] == "yes"
     # no section is the raw Markdown summary
     assert not any(line.startswith("#") for s in shown for line in s.lines)
