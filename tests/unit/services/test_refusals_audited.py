@@ -96,6 +96,8 @@ REFUSALS = {
         admin.rebuild_extracts(c, m, "eunomia")),
     ("admin", "audit_events"): ("audit.view", lambda c, m, s, run, tmp:
         admin.audit_events(c, m)),
+    ("admin", "audit_filter_options"): ("audit.view", lambda c, m, s, run, tmp:
+        admin.audit_filter_options(c, m)),
     ("admin", "record_audit_export"): ("audit.export", lambda c, m, s, run, tmp:
         admin.record_audit_export(c, m, {}, 1)),
     ("admin", "record_download"): ("query.download", lambda c, m, s, run, tmp:
