@@ -24,6 +24,7 @@ _MOUNTED_KEY = "_ws_editor_mounted"  # text the current editor generation was mo
 _SEEN_KEY = "_ws_editor_seen"  # id of the last component event handled
 _CURSOR_KEY = "_ws_editor_cursor"
 _AREA_GEN_KEY = "_ws_area_gen"
+_RUN_KEY = "_ws_editor_run"  # SQL that Ctrl/Cmd+Enter asked to run, until it has run
 PLACEHOLDER = "SELECT gender_concept_id, count(*) FROM person GROUP BY 1"
 
 try:  # the fallback keeps the workspace usable where the component is missing
@@ -60,6 +61,11 @@ def insert(snippet: str) -> None:
     load(insert_at(text(), snippet, st.session_state.get(_CURSOR_KEY)))
 
 
+def ran() -> None:
+    """The asked-for run has happened (its result is kept)."""
+    st.session_state.pop(_RUN_KEY, None)
+
+
 def generation() -> int:
     return int(st.session_state.get(_GEN_KEY, 0))
 
@@ -86,20 +92,23 @@ def insert_at(sql: str, snippet: str, cursor: Any) -> str:
 
 def apply_event(state: dict, response: Any) -> EditorState:
     """Take one component response into ``state`` (a session-state mapping): a new event
-    (by id) updates the text of record and the cursor; ``submit`` (Ctrl/Cmd+Enter) asks to run.
-    A response seen before changes nothing (the component repeats its last value on every
-    rerun)."""
+    (by id) updates the text of record and the cursor; ``submit`` (Ctrl/Cmd+Enter) asks to run
+    that text. The request stays until :func:`ran` (a rerun that interrupts the run asks
+    again) and is dropped when the text changes. A response seen before changes nothing (the
+    component repeats its last value on every rerun)."""
     current = str(state.get(TEXT_KEY, ""))
-    if not isinstance(response, dict) or not response.get("id"):
-        return EditorState(current)
-    if response["id"] == state.get(_SEEN_KEY):
-        return EditorState(current)
-    state[_SEEN_KEY] = response["id"]
-    current = str(response.get("text") or "")
-    state[TEXT_KEY] = current
-    if isinstance(response.get("cursor"), dict):
-        state[_CURSOR_KEY] = response["cursor"]
-    return EditorState(current, submitted=response.get("type") == "submit")
+    if isinstance(response, dict) and response.get("id") and (
+            response["id"] != state.get(_SEEN_KEY)):
+        state[_SEEN_KEY] = response["id"]
+        current = str(response.get("text") or "")
+        state[TEXT_KEY] = current
+        if isinstance(response.get("cursor"), dict):
+            state[_CURSOR_KEY] = response["cursor"]
+        if response.get("type") == "submit":
+            state[_RUN_KEY] = current
+    if _RUN_KEY in state and state[_RUN_KEY] != current:
+        state.pop(_RUN_KEY)
+    return EditorState(current, submitted=state.get(_RUN_KEY) == current)
 
 
 def completions(schema: dict[str, list[tuple[str, str]]]) -> list[dict[str, Any]]:

@@ -50,18 +50,24 @@ def with_linked_dataset(labels: dict[str, str], linked: str | None) -> list[str]
 
 def run(ctx: Context, me: Principal, dataset_id: str, sql: str) -> None:
     """Run with visible progress; keep the result (with the SQL it answers) for this session
-    and dataset."""
+    and dataset. The result is kept before anything else is drawn: a rerun that interrupts
+    this one (the editor sending its text) then finds it instead of losing it."""
     st.session_state.pop(RESULT_KEY, None)
     with st.status("Running query…", expanded=False) as status:
         try:
             result = query.run_query(ctx, me, dataset_id, sql)
         except PortalError as exc:
+            _keep(me, dataset_id, sql, exc)
             status.update(label="Query refused", state="error")
-            st.session_state[RESULT_KEY] = (me.user_id, dataset_id, sql, exc)
             return
+        _keep(me, dataset_id, sql, result)
         status.update(label=f"Done: {result.row_count} rows in {result.duration_ms:.0f} ms",
                       state="complete")
-    st.session_state[RESULT_KEY] = (me.user_id, dataset_id, sql, result)
+
+
+def _keep(me: Principal, dataset_id: str, sql: str, outcome: Any) -> None:
+    st.session_state[RESULT_KEY] = (me.user_id, dataset_id, sql, outcome)
+    editor.ran()
 
 
 def kept_result(me: Principal, dataset_id: str, sql: str) -> Any:
