@@ -104,7 +104,7 @@ def concept_search(ctx: Context, me: Principal, dataset_id: str) -> None:
     with st.expander("Concept search", expanded=False):
         with st.form("ws_concept_form", border=False):
             text = st.text_input("Concept name, id or code", key="ws_concept_text",
-                                 placeholder="e.g. bleeding, 192671")
+                                 placeholder="e.g. hemorrhage, 192671")
             asked = st.form_submit_button("Search concepts")
         kept = st.session_state.get(_CONCEPTS_KEY)
         if asked:
