@@ -174,3 +174,36 @@ def test_a_store_locked_past_the_busy_timeout_loses_no_result_and_no_audit_event
     assert omop.conn.execute("SELECT count(*) FROM query_runs WHERE status = 'running'"
                              ).fetchone()[0] == 0
     assert audit.verify(omop.conn).ok
+
+
+def test_a_query_left_running_by_a_dead_process_is_closed_and_audited_once(omop, pool):
+    """A portal process killed mid-query writes no event; the periodic sweep closes its row as
+    failed (query_abandoned) with the event, once, and leaves recent running rows alone."""
+    from datetime import UTC, datetime, timedelta
+
+    from portal.jobs import tasks
+
+    analyst = make_analyst(omop)
+    proc = mp.get_context("spawn").Process(target=_query_then_die,
+                                           args=(omop.settings, analyst, pool.allow_unisolated))
+    proc.start()
+    _wait_for(lambda: omop.conn.execute(
+        "SELECT count(*) FROM query_runs WHERE status = 'running'").fetchone()[0] == 1)
+    os.kill(proc.pid, signal.SIGKILL)  # its jailed worker dies with it
+    proc.join(30)
+    assert _attempts(omop) == []
+    assert q.close_abandoned_runs(omop) == 0  # too recent: it may still be running elsewhere
+    later = datetime.now(UTC) + q.ABANDONED_AFTER + timedelta(minutes=1)
+    assert q.close_abandoned_runs(omop, now=later) == 1
+    [event] = _attempts(omop)
+    assert (event.decision, event.reason, event.actor) == ("failed", "query_abandoned",
+                                                           analyst.email)
+    assert tuple(_run_row(omop, event.details["query_id"])) == ("failed", "query_abandoned")
+    tasks.sweep(omop.settings, omop.conn, "test")
+    assert len(_attempts(omop)) == 1 and audit.verify(omop.conn).ok
+
+
+def _query_then_die(settings, analyst, allow_unisolated: bool) -> None:
+    ctx = Context(settings, connect(settings.store_target, settings))
+    workers = WorkerPool(size=1, memory_mb=2048, threads=1, allow_unisolated=allow_unisolated)
+    q.run_query(ctx, analyst, "eunomia", SLOW_SQL, pool=workers)
