@@ -38,12 +38,13 @@ rows = [{"rank": e["rank"], "team": e["team_name"] + (" (yours)" if e["own"] els
          "model": e["model"], "run": e["run_id"],
          metric: report_view.interval({"value": e["value"], "lower": e["lower"],
                                        "upper": e["upper"]}),
-         "vs leader (AUROC difference, 95% CI)": "—" if not e["comparison"] else
-         report_view.interval({"value": e["comparison"]["difference"],
-                               "lower": e["comparison"]["lower"],
-                               "upper": e["comparison"]["upper"]}),
          "compared with the leader": e["statement"],
-         **({"status": e["status"].replace("_", " ")} if me.is_staff else {})}
+         **({"vs leader (AUROC difference, 95% CI)": "—" if not e["comparison"] else
+             report_view.interval({"value": e["comparison"]["difference"],
+                                   "lower": e["comparison"]["lower"],
+                                   "upper": e["comparison"]["upper"]}),
+             "status": e["status"].replace("_", " ")} if me.is_staff else
+            {"figure": "full report" if e["final"] else "Ladder"})}
         for e in board["entries"]]
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 distinct = [e for e in board["entries"] if e["comparison"] and e["comparison"]["distinguishable"]]

@@ -41,10 +41,18 @@ for copy in card.public_copies:
     else:
         st.caption(md_escape(f"Public copy: {copy.name} ({copy.where}) · "
                              f"{copy.overlap.replace('_', ' ')}. {copy.note}"))
-c1, c2, c3 = st.columns(3)
+c1, c2, c3, c4, c5 = st.columns(5)
 c1.metric("Valid runs today", f"{quota['valid_runs_used']} / {quota['valid_runs_limit']}")
 c2.metric("Attempts today", f"{quota['attempts_used']} / {quota['attempts_limit']}")
 c3.metric("Dry runs today", f"{quota['dry_runs_used']} / {quota['dry_runs_limit']}")
+c4.metric("Final reports (this task version)",
+          f"{quota['final_reports_used']} / {quota['final_reports_limit']}")
+c5.metric(f"Ladder best ({quota['ladder_metric']})",
+          "—" if quota["ladder_best"] is None else f"{quota['ladder_best']:g}")
+st.caption("Each submission shows your team's Ladder figure: it changes only when a model beats "
+           "your best by the margin. A final submission shows the full report, with figures "
+           "rounded and small cells suppressed; the card allows "
+           f"{quota['final_reports_limit']} per task version.")
 st.caption(f"Dataset {card.dataset} (held-out partition) · task version {card.version} · "
            f"protocol {card.protocol_hash[:16]}… · input '{card.input.name}' float32 "
            f"[N, {card.width}] · primary metric {card.primary_metric} · "
@@ -60,6 +68,7 @@ with st.expander("Features (in order) and the published SQL"):
 
 st.header("Upload a model")
 FORM_DEFAULTS = {"sb_name": "", "sb_version": "1", "sb_intended": "", "sb_training": "",
+                 "sb_final": False,
                  **{f"sb_n_{field}": "" for field in sandbox.NARRATIVE_FIELDS}}
 if st.session_state.pop("sb_clear_form", False):  # after a submit: an empty form again
     st.session_state.update(FORM_DEFAULTS)
@@ -71,6 +80,8 @@ with st.form("sb_upload", clear_on_submit=True):
     version = st.text_input("Model version", value="1", key="sb_version")
     intended = st.text_area("Intended use", key="sb_intended")
     training = st.text_area("Training data (description)", key="sb_training")
+    final = st.checkbox("Final submission: the full report (uses one of your final reports)",
+                        key="sb_final")
     with st.expander("More for the CHAI model card (optional)"):
         narrative = {field: st.text_input(label, key=f"sb_n_{field}", max_chars=cap)
                      if cap <= 500 else st.text_area(label, key=f"sb_n_{field}", max_chars=cap)
@@ -95,7 +106,8 @@ if dry or real:
                               f"{result['outcome'] or ''} {result['message'] or ''}".strip(),
                               "success" if result["status"] == "completed" else "error")
             else:
-                run_id = sandbox.submit(ctx, me, task_id, upload, model_card, upload.name)
+                run_id = sandbox.submit(ctx, me, task_id, upload, model_card, upload.name,
+                                        final=final)
                 st.session_state["sb_last_run"] = run_id
                 st.session_state["sb_clear_form"] = True
                 widgets.flash(f"Run {run_id} queued. Its page shows its progress and then its "
@@ -116,7 +128,8 @@ def history() -> None:
         st.text("No runs yet for this task.")
         return
     frame = pd.DataFrame([{
-        "run": r["id"], "kind": r["kind"].replace("_", " "), "status": r["status_text"],
+        "run": r["id"], "kind": r["kind"].replace("_", " "), "final": r["final"],
+        "status": r["status_text"],
         "outcome": r["outcome"], "model": r["model"], "release": r["release_version"],
         "submitted": r["created_at"], "page": f"run?id={r['id']}",
         "note": r["review_reason"] or r["message"]} for r in rows])

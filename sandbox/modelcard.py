@@ -71,13 +71,14 @@ class _Builder:
 
 
 def _testing_data(report: dict[str, Any], card: dict[str, Any]) -> str:
-    overall = report["metrics"]["overall"]
+    overall = (report["metrics"] or {}).get("overall")
     release = report["release"]
     copies = card.get("public_copies") or []
     overlap = [c for c in copies if c.get("overlap") == "contains_holdout"]
+    cases = (f"{overall['n']} cases, {overall['positives']} with the outcome (prevalence "
+             f"{_ci(overall['prevalence'])})" if overall else f"{report['data']['rows']} cases")
     text = (f"The held-out partition of dataset '{release['dataset']}' release "
-            f"{release['version']}: {overall['n']} cases, {overall['positives']} with the "
-            f"outcome (prevalence {_ci(overall['prevalence'])}). Persons are assigned to the "
+            f"{release['version']}: {cases}. Persons are assigned to the "
             f"held-out partition by a salted hash of their key; the team never had access to "
             f"these rows. Population: {card.get('question', '').strip()} "
             f"Outcome: {card.get('label_meaning') or 'see the task card label SQL'}.")
@@ -93,15 +94,23 @@ def _validation_process(report: dict[str, Any]) -> str:
     claims = receipt.get("claims") or {}
     return (f"Validation by the platform under task {task['id']} version {task['version']} "
             f"(protocol SHA-256 {task['protocol_hash']}): the published population, label and "
-            f"feature SQL ran on the held-out partition; rows were shuffled with seed "
-            f"{report['data']['shuffle_seed']} and only the feature matrix reached the model, "
+            f"feature SQL ran on the held-out partition; rows were shuffled with a recorded "
+            f"seed and only the feature matrix reached the model, "
             f"scored in an isolated process with no network and no labels. Figures were "
             f"computed by the platform (code {report['code_version']}): AUROC with DeLong 95% "
             f"intervals, proportions with Wilson intervals, calibration by logistic "
             f"recalibration; subgroups under {task['min_subgroup_size']} cases are suppressed. "
+            f"{_release_rule(report)}"
             f"Signed receipt: {receipt.get('algorithm', 'unsigned')} key "
             f"{receipt.get('key_id', '-')}, report SHA-256 {claims.get('report_sha256', '-')}, "
             f"signature {receipt.get('signature', '-')}.")
+
+
+def _release_rule(report: dict[str, Any]) -> str:
+    rule = report.get("disclosure")
+    if report.get("view") != "released" or not rule:
+        return ""
+    return f"Released figures: {rule.get('mechanism', '')} "
 
 
 TEST_TYPE = ("Retrospective external validation on a held-out partition the developer never "
@@ -111,7 +120,6 @@ TEST_TYPE = ("Retrospective external validation on a held-out partition the deve
 
 def _key_metrics(b: _Builder, report: dict[str, Any], card: dict[str, Any]) -> None:
     figures = report["metrics"]
-    overall = figures["overall"]
     testing, process = _testing_data(report, card), _validation_process(report)
     metrics = b.add(b.root, "KeyMetrics")
 
@@ -128,9 +136,21 @@ def _key_metrics(b: _Builder, report: dict[str, Any], card: dict[str, Any]) -> N
         b.add(element, "TestingDataDescription", testing)
         b.add(element, "ValidationProcessAndJustification", process)
 
+    if figures is None:  # not a final submission: the primary metric as the Ladder gives it
+        primary = report["primary"]
+        label = f"{primary['metric'].upper()} ({primary.get('source') or 'primary'})"
+        why = ("Not a final submission: only the primary metric, as the team's Ladder shows "
+               "it, is released; the other figures are in a final submission's report.")
+        for name, goal in (("UsefulnessUsabilityEfficacy", "Discrimination (primary metric)."),
+                           ("FairnessEquity", "Comparable performance across subgroups."),
+                           ("SafetyReliability", "Calibrated probabilities.")):
+            metric(name, goal, [(label, primary)], f"{label}: {_ci(primary)}. {why}")
+        return
+    overall = figures["overall"]
+    shown_thresholds = [t for t in figures["thresholds"] if not t.get("suppressed")]
     net = [(f"Net benefit at threshold {t['threshold']:g} (treat all: "
             f"{_fmt(t['net_benefit_treat_all'])})", t["net_benefit"])
-           for t in figures["thresholds"]]
+           for t in shown_thresholds]
     metric("UsefulnessUsabilityEfficacy",
            "Discriminate cases with the outcome from those without, and add net benefit over "
            "treating everyone at the task's decision thresholds.",
@@ -150,9 +170,9 @@ def _key_metrics(b: _Builder, report: dict[str, Any], card: dict[str, Any]) -> N
               if suppressed else ".") if shown or suppressed else "No subgroups defined.")
     calibration = overall.get("calibration") or {}
     at = [(f"Sensitivity at threshold {t['threshold']:g}", t["sensitivity"])
-          for t in figures["thresholds"]]
+          for t in shown_thresholds]
     at += [(f"Specificity at threshold {t['threshold']:g}", t["specificity"])
-           for t in figures["thresholds"]]
+           for t in shown_thresholds]
     metric("SafetyReliability",
            "Calibrated probabilities (intercept 0, slope 1) and known error rates at the "
            "decision thresholds.",

@@ -92,6 +92,21 @@ class PublicCopy(_Strict):
     note: str = Field(default="", max_length=1000)
 
 
+class Disclosure(_Strict):
+    """How much of a validation a team sees (``sandbox.disclosure``; not part of the protocol:
+    it decides what is shown, not what is computed).
+
+    ``final_reports``: full released reports per team per task version (Kaggle's final
+    selections); every other submission shows only the Ladder's primary metric.
+    ``min_cell``: the minimum positives and negatives behind any released count (default: the
+    subgroup minimum size). ``ladder_margin``: how much a submission must beat the team's best
+    to change it (default: the grid step of the held-out set, about one standard error)."""
+
+    final_reports: int = Field(default=2, ge=0, le=100)
+    min_cell: int | None = Field(default=None, ge=5, le=100_000)
+    ladder_margin: float | None = Field(default=None, gt=0, le=0.5)
+
+
 class TaskCard(_Strict):
     id: str = Field(pattern=_ID)
     version: int = Field(ge=1, le=1_000_000)
@@ -116,6 +131,7 @@ class TaskCard(_Strict):
     label_meaning: str = Field(default="", max_length=2000)
     outcome_window_days: int | None = Field(default=None, ge=1, le=36_500)
     public_copies: list[PublicCopy] = Field(default_factory=list, max_length=20)
+    disclosure: Disclosure = Field(default_factory=Disclosure)
 
     @model_validator(mode="after")
     def _consistent(self) -> TaskCard:
@@ -144,6 +160,10 @@ class TaskCard(_Strict):
     @property
     def protocol_hash(self) -> str:
         return protocol_hash(self)
+
+    @property
+    def min_cell(self) -> int:
+        return self.disclosure.min_cell or self.subgroups.min_size
 
     @property
     def key(self) -> str:

@@ -81,9 +81,13 @@ def _f(entry: dict[str, Any] | None) -> str:
 
 def _filled(report: dict[str, Any], card: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
     """item -> (status, what the platform states, where it is)."""
-    overall = report["metrics"]["overall"]
+    figures = report["metrics"] or {}
+    primary = report["primary"]
+    overall = figures.get("overall") or {
+        "n": report["data"]["rows"], "positives": "(not released)", "prevalence": None,
+        "auroc": primary if primary.get("metric") == "auroc" else None}
     task, release = report["task"], report["release"]
-    subgroups = report["metrics"]["subgroups"]
+    subgroups = figures.get("subgroups", [])
     shown = [s for s in subgroups if not s.get("suppressed")]
     copies = "; ".join(f"{c['name']} ({c['overlap'].replace('_', ' ')})"
                        for c in card.get("public_copies") or []) or "none listed"

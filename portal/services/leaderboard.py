@@ -35,7 +35,8 @@ PUBLIC_STATUSES = frozenset({"released"})
 def _board_rows(conn: sqlite3.Connection, card: TaskCard,
                 release_version: str) -> list[sqlite3.Row]:
     return conn.execute(
-        "SELECT r.id, r.team, r.status, r.reference, r.report_file, r.components_file,"
+        "SELECT r.id, r.team, r.status, r.reference, r.report_file, r.released_file,"
+        " r.final_report, r.components_file,"
         " r.release_version, r.created_at, m.name AS model_name, m.model_version,"
         " t.name AS team_name FROM sandbox_runs r JOIN sandbox_models m ON m.id = r.model_id"
         " LEFT JOIN teams t ON t.slug = r.team"
@@ -58,6 +59,8 @@ def releases_with_results(conn: sqlite3.Connection, card: TaskCard) -> list[str]
 def _shown(row: sqlite3.Row, principal: Principal) -> bool:
     if principal.is_staff:
         return True
+    if not row["released_file"]:
+        return False
     if row["team"] == principal.team:
         return row["status"] in states.VISIBLE_TO_TEAM
     return (bool(row["reference"]) and row["status"] == "completed") or \
@@ -86,7 +89,9 @@ def _entry(ctx: Context, row: sqlite3.Row, principal: Principal, metric: str) ->
             "metric": metric, "value": primary.get("value"), "lower": primary.get("lower"),
             "upper": primary.get("upper"), "reference": bool(row["reference"]),
             "own": principal.is_member and row["team"] == principal.team,
-            "status": row["status"], "components_file": row["components_file"],
+            "status": row["status"], "final": bool(row["final_report"]),
+            "source": primary.get("source", "exact" if principal.is_staff else "released"),
+            "components_file": row["components_file"],
             "created_at": row["created_at"]}
 
 
@@ -107,8 +112,11 @@ def statement(comparison: dict[str, Any] | None, is_leader: bool) -> str:
         return "leader"
     if comparison is None:
         return "no paired comparison (no held-out components for this run)"
-    p = comparison["p_value"]
-    shown = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+    p = comparison.get("p_value")
+    if p is None:
+        shown = "p < 0.05" if comparison["distinguishable"] else "p ≥ 0.05"
+    else:
+        shown = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
     if comparison["distinguishable"]:
         return f"distinguishable from the leader ({shown}, paired DeLong)"
     return f"not distinguishable from the leader ({shown}, paired DeLong)"
@@ -121,8 +129,10 @@ def leaderboard(ctx: Context, principal: Principal, task_id: str,
 
     Members see the public board (each team's best released run and the platform reference)
     and every completed or released run of their own team; staff see every run with a report.
-    Entries are ranked by the primary metric; ``comparison`` is the paired DeLong test of the
-    entry's AUROC against the leader's. Raises Denied for visitors without a role, NotFound
+    Entries are ranked by the primary metric (for members, as their released reports give it:
+    a final report's rounded figure with its interval, otherwise the Ladder's figure);
+    ``comparison`` is the paired DeLong test of the entry's AUROC against the leader's (for
+    members only whether it is distinguishable). Raises Denied for visitors without a role, NotFound
     for an unknown task or release."""
     if not (principal.is_staff or principal.is_member):
         raise Denied("not_a_member", "Sign in as a team member or staff to see leaderboards.")
@@ -150,7 +160,7 @@ def leaderboard(ctx: Context, principal: Principal, task_id: str,
     leader = next((e for e in ranked if e["team_best"]), None)
     for rank, e in enumerate(ranked, start=1):
         e["rank"] = rank
-        e["comparison"] = _comparison(ctx, leader, e)
+        e["comparison"] = _comparison(ctx, leader, e, exact=principal.is_staff)
         e["statement"] = statement(e["comparison"], leader is not None and e is leader)
     for e in ranked:
         del e["components_file"]  # platform-only file names never leave this module
@@ -158,8 +168,11 @@ def leaderboard(ctx: Context, principal: Principal, task_id: str,
     return board
 
 
-def _comparison(ctx: Context, leader: dict[str, Any] | None,
-                entry: dict[str, Any]) -> dict[str, Any] | None:
+def _comparison(ctx: Context, leader: dict[str, Any] | None, entry: dict[str, Any],
+                exact: bool) -> dict[str, Any] | None:
+    """The paired test of ``entry`` against the leader. Teams get only whether the two are
+    distinguishable at the 5% level (one bit, from exact figures); staff get the difference,
+    its interval and the p-value."""
     if leader is None or entry is leader or not (leader["components_file"] and
                                                  entry["components_file"]):
         return None
@@ -168,6 +181,8 @@ def _comparison(ctx: Context, leader: dict[str, Any] | None,
                           entry["components_file"])
     except (OSError, ValueError):
         return None
+    if not exact:
+        return {"distinguishable": result.distinguishable}
     return {"difference": result.auc_a - result.auc_b, "lower": result.lower,
             "upper": result.upper, "p_value": result.p_value,
             "distinguishable": result.distinguishable}
@@ -186,7 +201,8 @@ def _queue_reference(ctx: Context, actor: str, card: TaskCard, data: bytes,
             intended_use=meta["intended_use"], training_data=meta["training_data"],
             producer=accepted.producer)
         run_id = runs.insert_run(ctx.conn, kind="validation", card=card, team=REFERENCE_TEAM,
-                                 requested_by=actor, model_id=model_id, reference=True)
+                                 requested_by=actor, model_id=model_id, final=True,
+                                 reference=True)
         audit.record(ctx.conn, actor=actor, action="sandbox.reference.publish",
                      target=f"run:{run_id}", decision="done",
                      details={"task": card.key, "model_sha256": accepted.sha256,

@@ -1,9 +1,11 @@
-"""What a startup team may see of a validation report: the one accessor for team-visible figures.
+"""What a startup team may see of a validation report: the one accessor for team-visible figures
+in the run page, the leaderboard and the model card and TRIPOD+AI exports.
 
-Every view a team sees (the run page, the leaderboard, the model card and TRIPOD+AI exports)
-reads report figures through :func:`team_report` and nothing else, so the rule for what a team
-may see of a report (rounding, suppression, limited full reports) changes in one place. Staff
-views read the exact report through :func:`staff_report`.
+:func:`team_report` gives the run's *released* report (``sandbox.publish``: figures rounded and
+small cells suppressed for a final submission, the Ladder's primary metric only otherwise —
+``metrics`` is then null); :func:`staff_report` the exact one. Reading goes through here and
+nothing else, so the rule for what a team may see changes in one place. The callers check who
+may read which (``portal.services.sandbox.reportable_run``) and audit what they do with it.
 """
 
 from __future__ import annotations
@@ -25,24 +27,24 @@ def _report_text(path: str) -> str:
     return Path(path).read_text(encoding="utf-8")
 
 
-def _load(ctx: Context, run: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
-    if not run["report_file"]:
-        raise NotFound("report_not_found", "This run has no report (see its outcome).")
-    return json.loads(_report_text(str(ctx.settings.reports_dir / run["report_file"])))
+def _load(ctx: Context, name: str | None) -> dict[str, Any]:
+    if not name:
+        raise NotFound("report_not_found", "This run has no report you can see.")
+    return json.loads(_report_text(str(ctx.settings.reports_dir / name)))
 
 
 def team_report(ctx: Context, run: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
-    """The report of ``run`` (a ``sandbox_runs`` row) as a startup team may see it.
+    """The released report of ``run`` (a ``sandbox_runs`` row): what a startup team may see.
 
-    The caller has already checked that the viewer may see this run's report (its own team's
-    completed or released run, or a released leaderboard entry). Returns a fresh dict. Raises
-    NotFound(code='report_not_found') for a run without a report."""
-    return _load(ctx, run)
+    The caller has already checked that the viewer may see it (its own team's visible run, or
+    a public leaderboard entry). Returns a fresh dict. Raises NotFound(code='report_not_found')
+    while the run has no released report."""
+    return _load(ctx, run["released_file"])
 
 
 def staff_report(ctx: Context, run: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
     """The exact report of ``run``, for platform staff only (the caller checks the role)."""
-    return _load(ctx, run)
+    return _load(ctx, run["report_file"])
 
 
 def report_for(ctx: Context, run: sqlite3.Row | dict[str, Any], staff: bool) -> dict[str, Any]:

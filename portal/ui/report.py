@@ -52,10 +52,19 @@ def overall_rows(overall: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def threshold_rows(figures: dict[str, Any]) -> list[dict[str, str]]:
-    return [{"threshold": f"{t['threshold']:g}", "sensitivity": interval(t["sensitivity"]),
-             "specificity": interval(t["specificity"]), "PPV": interval(t["ppv"]),
-             "NPV": interval(t["npv"]), "net benefit": fmt(t["net_benefit"]),
-             "treat all": fmt(t["net_benefit_treat_all"])} for t in figures["thresholds"]]
+    rows = []
+    for t in figures["thresholds"]:
+        if t.get("suppressed"):
+            rows.append({"threshold": f"{t['threshold']:g}",
+                         "sensitivity": t.get("reason", "suppressed"), "specificity": "—",
+                         "PPV": "—", "NPV": "—", "net benefit": "—", "treat all": "—"})
+            continue
+        rows.append({"threshold": f"{t['threshold']:g}",
+                     "sensitivity": interval(t["sensitivity"]),
+                     "specificity": interval(t["specificity"]), "PPV": interval(t["ppv"]),
+                     "NPV": interval(t["npv"]), "net benefit": fmt(t["net_benefit"]),
+                     "treat all": fmt(t["net_benefit_treat_all"])})
+    return rows
 
 
 def subgroup_rows(figures: dict[str, Any]) -> list[dict[str, str]]:
@@ -72,15 +81,37 @@ def subgroup_rows(figures: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
+def released_section(report: dict[str, Any]) -> None:
+    """What a released report is: the primary metric and its source, the Ladder, the budget
+    of final reports and the rule that released the figures."""
+    primary, ladder = report["primary"], report["ladder"]
+    budget, rule = report["budget"], report["disclosure"]
+    m1, m2, m3 = st.columns(3)
+    m1.metric(f"{primary['metric'].upper()} ({primary.get('source', 'released')})",
+              interval(primary))
+    m2.metric("Ladder best", fmt(ladder["best"]),
+              "improved" if ladder["improved"] else "unchanged", delta_color="off")
+    m3.metric("Final reports used",
+              f"{budget['final_reports_used']} / {budget['final_reports_limit']}")
+    st.caption(rule["mechanism"])
+
+
 def show_report(report: dict[str, Any]) -> None:
-    """Render a report (as the viewer may see it): provenance, overall figures, the plots,
-    decision thresholds and subgroups."""
+    """Render a report (as the viewer may see it: exact for staff, released for teams):
+    provenance, overall figures, the plots, decision thresholds and subgroups."""
     figures, task = report["metrics"], report["task"]
+    if report.get("view") == "released":
+        released_section(report)
+    if figures is None:
+        st.info("Not a final submission: only the primary metric, as your team's Ladder shows "
+                "it, is released. A final submission shows the full report.")
+        return
     for message in figures["messages"]:
         st.warning(message)
     receipt = report.get("receipt") or {}
     st.caption(md_escape(
-        f"Release {report['release']['dataset']} {report['release']['version']} · task "
+        f"{'Exact report (staff)' if report.get('view') != 'released' else 'Released report'}"
+        f" · release {report['release']['dataset']} {report['release']['version']} · task "
         f"{task['id']} v{task['version']} · protocol {task['protocol_hash'][:16]}… · model "
         f"{report['model']['name']} {report['model']['version']} "
         f"({report['model']['sha256'][:16]}…) · code {report['code_version']} · "

@@ -67,6 +67,7 @@ def test_member_submits_then_sees_the_report_after_staff_release(home):
     at = _member_page()
     _fill_card(at)
     at.file_uploader(key="sb_file").upload("model.onnx", model, "application/octet-stream")
+    at.checkbox(key="sb_final").check()
     at.button[1].click().run()  # Submit for validation
     assert not at.exception
     assert any("queued" in s.value for s in at.success)
@@ -81,6 +82,7 @@ def test_member_submits_then_sees_the_report_after_staff_release(home):
     at = _member_page()
     assert not at.exception
     assert "AUROC" not in texts(at)  # figures are shown once: on the run's own page
+    assert "Ladder best" in " ".join(m.label for m in at.metric)
     at = app("validation_run.py", claims(ANALYST))
     at.query_params["id"] = str(run_id)
     at.run()

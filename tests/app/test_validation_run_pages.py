@@ -48,9 +48,9 @@ def _run_page(email: str, run_id) -> object:
     return at
 
 
-def _submitted(home, card=None) -> int:
+def _submitted(home, final: bool = True) -> int:
     member = principal_for_email(home.conn, ANALYST)
-    return services.submit(home, member, TASK, wdbc_model(home), card or MODEL_CARD)
+    return services.submit(home, member, TASK, wdbc_model(home), MODEL_CARD, final=final)
 
 
 def test_run_page_shows_progress_while_queued_then_review_then_the_report(home):
@@ -72,6 +72,18 @@ def test_run_page_shows_progress_while_queued_then_review_then_the_report(home):
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["Report (JSON)", "Report (HTML)", "CHAI model card (XML)",
                       "TRIPOD+AI checklist"]
+
+
+def test_a_non_final_run_page_shows_the_ladder_figure_only(home):
+    need_isolation()
+    run_id = _submitted(home, final=False)
+    run_queue(home)
+    services.release_run(home, principal_for_email(home.conn, STAFF), run_id)
+    at = _run_page(ANALYST, run_id)
+    assert not at.exception
+    assert "Ladder best" in [m.label for m in at.metric]
+    assert "Not a final submission" in texts(at) and "At decision thresholds" not in texts(at)
+    assert len(at.get("image")) == 0 and len(at.get("download_button")) == 4
 
 
 def test_run_page_refuses_other_teams_and_needs_a_run_id(home):

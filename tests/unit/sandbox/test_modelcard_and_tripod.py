@@ -109,3 +109,23 @@ def test_tripod_checklist_lists_every_item_and_where_the_platform_filled_it(sett
     assert by_item["1"]["status"] == "team"
     text = tripod.to_markdown(rows, "Malignancy | LR")
     assert text.count("\n|") == len(rows) + 2 and "Malignancy \\| LR" in text
+
+
+@pytest.mark.parametrize("final", [True, False])
+def test_model_card_of_a_released_report_validates_and_keeps_its_limits(settings, wdbc_card,
+                                                                        final):
+    from sandbox import publish
+
+    exact = full_report(settings)
+    released = publish.released_body(
+        exact, final=final, min_cell=10,
+        ladder={"best": 0.9, "improved": True, "margin": 0.05, "updates": 1, "submissions": 1},
+        budget={"final_reports_used": 1, "final_reports_limit": 2},
+        generated_at="2026-12-01T11:00:00Z")
+    document = modelcard.build(released, wdbc_card, {})
+    assert modelcard.validate(document) == []
+    if not final:
+        assert "Not a final submission" in document and "(ladder)" in document
+        assert str(exact["metrics"]["overall"]["auroc"]["value"]) not in document
+    rows = tripod.checklist(released, wdbc_card)
+    assert len(rows) == len(tripod.ITEMS)
