@@ -45,15 +45,40 @@ NARRATIVE_FIELDS: dict[str, tuple[str, int]] = {
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+_registered: dict[tuple[str, str, tuple], dict[str, TaskCard]] = {}
+
+
+def _signature(folder: Path) -> tuple:
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size)
+                 for p in sorted(folder.glob("*.yaml")))
+
+
+def _still_registered(ctx: Context, cards: dict[str, TaskCard]) -> bool:
+    # one cheap read: the store may have been replaced under the same name (tests, restores)
+    found = ctx.conn.execute("SELECT count(*) FROM sandbox_tasks").fetchone()[0]
+    return int(found) >= len(cards) and all(
+        ctx.conn.execute("SELECT 1 FROM sandbox_tasks WHERE task_id = ? AND version = ? AND"
+                         " protocol_hash = ?", (c.id, c.version, c.protocol_hash)).fetchone()
+        for c in cards.values())
+
+
 def tasks(ctx: Context) -> dict[str, TaskCard]:
     """The bundled task cards, each (id, version) registered with its protocol hash.
 
+    Cards are loaded and registered once per store and set of card files (name, size and
+    modification time): page reruns do not re-read the YAML or write to the store.
     Raises ConfigError (``task_protocol_changed``) when a card's protocol changed but its
     version did not."""
-    cards = load_cards(ctx.settings.tasks_dir or ctx.settings.project_root / "sandbox" / "tasks")
+    folder = ctx.settings.tasks_dir or ctx.settings.project_root / "sandbox" / "tasks"
+    key = (str(ctx.settings.store_target), str(folder), _signature(folder))
+    cached = _registered.get(key)
+    if cached is not None and _still_registered(ctx, cached):
+        return cached
+    cards = load_cards(folder)
     with transaction(ctx.conn):
         for card in cards.values():
             runs.register_task(ctx.conn, card)
+    _registered[key] = cards
     return cards
 
 
