@@ -246,12 +246,13 @@ def release_figures(figures: dict[str, Any], minimum: int) -> dict[str, Any]:
     n = int(overall["n"])
     thresholds = [t["threshold"] for t in figures["thresholds"]]
     cells = merge_cells(figures["score_cells"], minimum, frozenset(thresholds))
+    filled = [c for c in cells if c.n]  # one filled cell is the whole set: nothing to show
     return {
         "overall": release_summary(overall),
         "thresholds": [_released_threshold(t, cells, n) for t in figures["thresholds"]],
-        "reliability": _reliability(cells, n) if len(cells) > 1 else [],
+        "reliability": _reliability(filled, n) if len(filled) > 1 else [],
         "subgroups": release_subgroups(figures["subgroups"], minimum),
-        "curves": _curves(cells) if not figures["messages"] else {},
+        "curves": _curves(filled) if not figures["messages"] and len(filled) > 1 else {},
         "messages": list(figures["messages"]),
     }
 
