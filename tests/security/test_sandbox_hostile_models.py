@@ -16,6 +16,7 @@ from sandbox import store
 from tests.integration.sandbox.helpers import (
     build_template,
     copy_template,
+    held_out,
     need_isolation,
     people,
     run_queue,
@@ -238,15 +239,6 @@ def _columns_carrying_labels(matrix: np.ndarray, labels: np.ndarray,
 
 # ---- models that try to read held-out labels from the report --------------------------------
 
-def _held_out(ctx):
-    from portal.catalog.releases import current_release
-    from sandbox import features
-
-    card = services.get_task(ctx, TASK)
-    return features.build_holdout(card, current_release(ctx.conn, ctx.settings, "wdbc")
-                                  .holdout_path)
-
-
 def _without_review(ctx) -> None:
     """The task needs no staff review: only the singling-out check can hold a report."""
     for path in ctx.settings.tasks_dir.glob("*.yaml"):
@@ -276,7 +268,7 @@ def _flagged_then_released(ctx, member, staff, model: bytes) -> tuple[dict, dict
 def test_one_case_model_reads_its_label_from_exact_counts_only(sec):
     ctx, member, staff = sec
     _without_review(ctx)
-    held = _held_out(ctx)
+    held = held_out(ctx)
     target = int(np.flatnonzero(held.labels == 1)[0])
     model = attacks.matching_model(WIDTH, held.features[[target]], [attacks.ONE_CASE_HIGH],
                                    attacks.ONE_CASE_LOW)
@@ -290,7 +282,7 @@ def test_one_case_model_reads_its_label_from_exact_counts_only(sec):
 def test_brier_code_model_decodes_twenty_labels_from_exact_and_nothing_from_released(sec):
     ctx, member, staff = sec
     _without_review(ctx)
-    held = _held_out(ctx)
+    held = held_out(ctx)
     targets = [*np.flatnonzero(held.labels == 1)[:10], *np.flatnonzero(held.labels == 0)[:10]]
     truth = [int(held.labels[t]) for t in targets]
     scores = attacks.brier_code_scores(held.rows, targets)[targets]
