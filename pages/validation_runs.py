@@ -1,14 +1,16 @@
-"""Validation runs (staff): every run, review (release or withhold with a reason), re-run the
-latest released models on a new release."""
+"""Validation runs (staff): every run, review (the run's disclosure checks and the full report,
+then release or withhold with a reason), re-run the latest released models on a new release
+(after a confirmation)."""
 
 import pandas as pd
 import streamlit as st
 
 from portal.errors import PortalError
 from portal.services import sandbox
-from portal.ui import widgets
+from portal.ui import confirm, run_review, widgets
 from portal.ui.errors import or_stop, show_error
 from portal.ui.session import require_principal
+from portal.ui.text import md_escape
 
 me, ctx = require_principal("staff", page="validation-runs")
 st.title("Validation runs")
@@ -37,22 +39,16 @@ else:
     current = next(r for r in runs if r["id"] == run_id)
     st.caption(f"Task {current['task']} v{current['task_version']} · team {current['team']} · "
                f"model {current['model']} · release {current['release_version']}")
-    check = current.get("singling_out") or {}
-    if check.get("flagged"):
-        st.error("Singling-out check: this model's scores may single out held-out rows. Its "
-                 "report is held until you release or withhold it.", icon=":material/flag:")
-        for reason in check["reasons"]:
-            st.text(f"• {reason}")
-    elif check:
-        st.success("Singling-out check: nothing flagged.", icon=":material/check:")
-    if check:
-        st.caption(" · ".join(f"{k.replace('_', ' ')} {v}" for k, v in check["signals"].items()))
-    if current["report_available"]:
-        report = sandbox.staff_report(ctx, me, run_id)
+    report = sandbox.staff_report(ctx, me, run_id) if current["report_available"] else None
+    run_review.checks(current, report)
+    if report is not None:
         primary = report["primary"]
         if primary["value"] is not None:
             st.metric(f"{primary['metric'].upper()} (exact)", f"{primary['value']:.3f}")
-        st.caption(f"{'Final submission: the team will see the full released report.' if current['final'] else 'Not final: the team will see the Ladder figure only.'}")  # noqa: E501
+        st.caption("Final submission: the team will see the full released report."
+                   if current["final"] else
+                   "Not final: the team will see the Ladder figure only.")
+        run_review.full_report(report)
         st.download_button("Download exact report (HTML)",
                            sandbox.staff_report(ctx, me, run_id, "html"),
                            file_name=f"validation-run-{run_id}-exact.html", mime="text/html")
@@ -74,7 +70,11 @@ else:
 st.header("Re-run on the current release")
 cards = or_stop(lambda: sandbox.tasks(ctx))
 task_id = st.selectbox("Task", list(cards), key="vr_rerun_task")
-if st.button("Re-run every team's latest released model", key="vr_rerun"):
+if confirm.button("Re-run every team's latest released model", "vr_rerun", task_id,
+                  f"Queue a new run of every team's latest released model on task "
+                  f"**{md_escape(task_id)}** against the current release? Each re-run is "
+                  "scored and waits for review like any other run.",
+                  "Confirm: queue the re-runs"):
     try:
         ids = sandbox.rerun_latest(ctx, me, task_id)
         widgets.flash(f"Queued {len(ids)} run(s): {', '.join(map(str, ids)) or 'none'}.")
