@@ -296,3 +296,31 @@ def test_brier_code_model_decodes_twenty_labels_from_exact_and_nothing_from_rele
     prevalence = float(held.labels.mean())
     assert attacks.recovered_beyond_guessing(attacks.decode_brier(released, 20), truth,
                                              prevalence) <= 0
+
+
+def test_two_final_models_that_differ_in_one_row_are_flagged(sec):
+    """Two final reports can be differenced: 20 known cases (10 of each outcome) scored high,
+    then the same plus one. Each report alone meets the cell minimum, and their counts at 0.5
+    differ by the extra case's label — so the second run is flagged and held for staff."""
+    ctx, member, staff = sec
+    _without_review(ctx)
+    held = held_out(ctx)
+    targets = [*np.flatnonzero(held.labels == 1)[:11], *np.flatnonzero(held.labels == 0)[:10]]
+    first_rows, extra = targets[1:], targets[0]
+
+    def model(rows):
+        return attacks.matching_model(WIDTH, held.features[rows], [attacks.ONE_CASE_HIGH] *
+                                      len(rows), attacks.ONE_CASE_LOW)
+
+    first = services.submit(ctx, member, TASK, model(first_rows), MODEL_CARD, final=True)
+    run_queue(ctx)
+    assert services.run_status(ctx, member, first)["status"] == "completed"  # not flagged
+    second = services.submit(ctx, member, TASK, model(targets), MODEL_CARD, final=True)
+    run_queue(ctx)
+    check = services.run_status(ctx, staff, second)["singling_out"]
+    assert services.run_status(ctx, member, second)["status"] == "awaiting_review"
+    assert check["flagged"] and any(f"since final run {first}" in r for r in check["reasons"])
+    services.release_run(ctx, staff, second)  # released anyway: what the flag warned of
+    counts = [next(t for t in services.released_report(ctx, member, r)["metrics"]["thresholds"]
+                   if t["threshold"] == 0.5)["counts"] for r in (first, second)]
+    assert counts[1]["tp"] - counts[0]["tp"] == int(held.labels[extra])
