@@ -4,7 +4,10 @@ released report (what they see now), measured in the same run on a real wdbc rel
 
 A day is the card's valid runs per day (5 on wdbc). The attacker knows the features of the
 cases it targets, and its models give them codes (tests/security/label_attacks.py): the Brier
-code over 20 known cases per run (0.5 - 2^-(k+2)), and the one case scored high. With the
+code over 20 known cases per run (0.5 - 2^-(k+2)); the one case scored high; and the final
+pair (40 cases scored high, then the same plus one, differencing two reports' counts). Staff
+withhold runs the singling-out check flags (the figure is also shown as if they released them
+anyway). With the
 released reports the first ``final_reports`` runs of the task version get the full released
 report and the rest the Ladder's figure only. Targets are drawn at random from the held-out set
 for every simulated day; where a report says nothing the attacker guesses the majority class
@@ -70,36 +73,68 @@ def _released(card, exact: dict, final: bool, best: float | None) -> tuple[dict,
     return body, best
 
 
+def _attack_runs(attack: str, rows: int, runs: int, rng):
+    """The attacker's submissions for one day: (scores, targets, decode) per run, where decode
+    reads the targets' labels from (this run's report, the previous run's report)."""
+    from tests.security import label_attacks as attacks
+
+    if attack == "final-pair":  # a group scored high, then the same group plus one case
+        group = rng.choice(rows, size=40 + runs, replace=False).tolist()
+        for run in range(runs):
+            high = group[:40 + run]
+            scores = np.full(rows, attacks.ONE_CASE_LOW)
+            scores[high] = attacks.ONE_CASE_HIGH
+            yield scores, ([high[-1]] if run else []), attacks.read_added_case
+        return
+    for _ in range(runs):
+        k = 20 if attack == "brier" else 1
+        targets = rng.choice(rows, size=k, replace=False).tolist()
+        if attack == "brier":
+            yield (attacks.brier_code_scores(rows, targets), targets,
+                   lambda report, previous, k=k: attacks.decode_brier(report, k))
+        else:
+            yield (attacks.one_case_scores(rows, targets[0]), targets,
+                   lambda report, previous: [attacks.read_one_case(report)])
+
+
 def _day(card, held, rng, attack: str) -> dict[str, float]:
-    """One day of ``valid_runs_per_day`` attack runs; labels read (correct) and what guessing
-    would get, from exact and from released reports."""
+    """One day of ``valid_runs_per_day`` attack runs (the first ``final_reports`` of them
+    final): labels read correctly from exact reports, from released reports when staff withhold
+    flagged runs, from released reports when staff release even those, and by guessing."""
+    from sandbox import disclosure
     from tests.security import label_attacks as attacks
 
     labels = held.labels.astype(float)
-    prevalence = float(labels.mean())
-    majority = int(prevalence >= 0.5)
+    majority = int(float(labels.mean()) >= 0.5)
+    minimum = card.min_cell
+    edges = disclosure.fixed_edges(list(card.thresholds))
 
     def read(guesses: list[int | None], truth: list[int]) -> int:
         # where a report says nothing, the attacker guesses the majority class
         return attacks.correct([majority if g is None else g for g in guesses], truth)
 
-    out = {"exact": 0.0, "released": 0.0, "guess": 0.0}
-    best = None
-    for run in range(card.quotas.valid_runs_per_day):
-        k = 20 if attack == "brier" else 1
-        targets = rng.choice(held.rows, size=k, replace=False).tolist()
+    out = {"exact": 0.0, "withheld": 0.0, "released": 0.0, "guess": 0.0}
+    best, finals = None, {}
+    previous: dict[str, dict | None] = {"exact": None, "withheld": None, "released": None}
+    runs = card.quotas.valid_runs_per_day
+    for run, (scores, targets, decode) in enumerate(_attack_runs(attack, held.rows, runs, rng)):
+        final = run < card.disclosure.final_reports
         truth = [int(labels[t]) for t in targets]
-        if attack == "brier":
-            scores = attacks.brier_code_scores(held.rows, targets)
-            decode = lambda report, k=k: attacks.decode_brier(report, k)  # noqa: E731
-        else:
-            scores = attacks.one_case_scores(held.rows, targets[0])
-            decode = lambda report: [attacks.read_one_case(report)]  # noqa: E731
         exact = _exact(card, labels, scores, held.groups)
-        released, best = _released(card, exact, run < card.disclosure.final_reports, best)
-        out["exact"] += read(decode(exact), truth)
-        out["released"] += read(decode(released), truth)
-        out["guess"] += read([None] * k, truth)  # the majority guess on the same targets
+        released, best = _released(card, exact, final, best)
+        sides = disclosure.score_sides(scores, edges)
+        flagged = disclosure.singling_out(scores, list(card.thresholds), minimum)["flagged"] \
+            or (final and bool(disclosure.differencing(sides, finals, minimum)))
+        if final:
+            finals[run] = sides
+        reports = {"exact": exact, "released": released,
+                   "withheld": None if flagged else released}
+        for view, report in reports.items():
+            guesses = decode(report, previous[view]) if report is not None and truth else \
+                [None] * len(truth)
+            out[view] += read(guesses, truth)
+            previous[view] = report
+        out["guess"] += read([None] * len(truth), truth)  # the majority guess alone
     return out
 
 
@@ -115,17 +150,17 @@ def main(argv: list[str] | None = None) -> None:
           f"final reports per task version, {args.days} simulated days", flush=True)
     started = time.perf_counter()
     worst = best_exact = 0.0
-    for attack in ("brier", "one-case"):
+    for attack in ("brier", "one-case", "final-pair"):
         days = [_day(card, held, rng, attack) for _ in range(args.days)]
         mean = {key: float(np.mean([d[key] for d in days])) for key in days[0]}
-        exact_beyond = mean["exact"] - mean["guess"]
-        released_beyond = mean["released"] - mean["guess"]
-        worst = max(worst, released_beyond)
-        best_exact = max(best_exact, exact_beyond)
-        print(f"{attack:>9} attack, labels read correctly per team per day: exact report "
-              f"{mean['exact']:.1f} ({exact_beyond:+.1f} beyond guessing {mean['guess']:.1f}); "
-              f"released report {mean['released']:.1f} ({released_beyond:+.1f} beyond "
-              f"guessing)", flush=True)
+        beyond = {key: mean[key] - mean["guess"] for key in ("exact", "withheld", "released")}
+        worst = max(worst, beyond["withheld"])
+        best_exact = max(best_exact, beyond["exact"])
+        print(f"{attack:>10} attack, labels per team per day beyond guessing "
+              f"({mean['guess']:.1f} by guessing): exact report {beyond['exact']:+.1f} "
+              f"({mean['exact']:.1f} correct); released report {beyond['withheld']:+.1f} "
+              f"(flagged runs withheld), {beyond['released']:+.1f} (flagged runs released "
+              f"anyway)", flush=True)
     print(f"labels recoverable per team per day beyond guessing (best attack): exact report "
           f"(baseline) {best_exact:.1f}, released report {max(worst, 0.0):.1f} (goal 0) — "
           f"{time.perf_counter() - started:.1f}s", flush=True)
