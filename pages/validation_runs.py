@@ -24,9 +24,11 @@ runs = or_stop(lambda: sandbox.list_runs(ctx, me, status=None if status == "all"
 if not runs:
     st.text("No runs.")
 else:
-    st.dataframe(pd.DataFrame(runs)[["id", "kind", "task", "team", "status", "outcome", "model",
-                                     "release_version", "primary_value", "created_at"]],
+    st.dataframe(pd.DataFrame(runs)[["id", "kind", "task", "team", "status", "flagged",
+                                     "final", "outcome", "model", "release_version",
+                                     "primary_value", "released_primary", "created_at"]],
                  hide_index=True, width="stretch")
+    st.caption("primary_value is exact (staff only); released_primary is what the team sees.")
 
 reviewable = [r["id"] for r in runs if r["status"] in ("awaiting_review", "withheld")]
 st.header("Review")
@@ -37,15 +39,19 @@ else:
     current = next(r for r in runs if r["id"] == run_id)
     st.caption(f"Task {current['task']} v{current['task_version']} · team {current['team']} · "
                f"model {current['model']} · release {current['release_version']}")
-    report = sandbox.report(ctx, me, run_id) if current["report_available"] else None
+    report = sandbox.staff_report(ctx, me, run_id) if current["report_available"] else None
     run_review.checks(current, report)
     if report is not None:
         primary = report["primary"]
         if primary["value"] is not None:
-            st.metric(primary["metric"].upper(), f"{primary['value']:.3f}")
+            st.metric(f"{primary['metric'].upper()} (exact)", f"{primary['value']:.3f}")
+        st.caption("Final submission: the team will see the full released report."
+                   if current["final"] else
+                   "Not final: the team will see the Ladder figure only.")
         run_review.full_report(report)
-        st.download_button("Download report (HTML)", sandbox.report(ctx, me, run_id, "html"),
-                           file_name=f"validation-run-{run_id}.html", mime="text/html")
+        st.download_button("Download exact report (HTML)",
+                           sandbox.staff_report(ctx, me, run_id, "html"),
+                           file_name=f"validation-run-{run_id}-exact.html", mime="text/html")
     if st.button("Release to the team", type="primary", key="vr_release"):
         try:
             sandbox.release_run(ctx, me, run_id)

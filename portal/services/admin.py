@@ -70,12 +70,13 @@ def record_audit_export(ctx: Context, principal: Principal, filters: dict[str, A
 
 @use_case("query.download", "dataset:{dataset_id}")
 def record_download(ctx: Context, principal: Principal, dataset_id: str, query_id: str,
-                    rows: int) -> None:
+                    rows: int, fmt: str = "csv") -> None:
     """Audit a download of a query result (results leave the platform: who, which query, how
-    many rows — never the values). Called when the Download button is clicked."""
+    many rows, which format — never the values). Called when a Download button is clicked."""
     audit.record(ctx.conn, actor=principal.actor, team=principal.team, action="query.download",
                  target=f"dataset:{dataset_id}", decision="done",
-                 details={"query_id": str(query_id)[:64], "rows": int(rows)})
+                 details={"query_id": str(query_id)[:64], "rows": int(rows),
+                          "format": "parquet" if fmt == "parquet" else "csv"})
 
 
 @use_case("audit.chain.status")
