@@ -89,14 +89,20 @@ def test_review_shows_checks_and_the_full_report_with_exact_figures(released):
     from portal.services import sandbox as services
 
     run_id = _scored_run(released)
-    report = services.report(released, principal_for_email(released.conn, STAFF), run_id)
+    staff = principal_for_email(released.conn, STAFF)
+    report = services.staff_report(released, staff, run_id)
+    check = services.run_status(released, staff, run_id)["singling_out"]
     at = app("validation_runs.py", claims(STAFF))
     at.run()
     at.selectbox(key="vr_run").select(run_id).run()
     assert not at.exception
     headings = [s.value for s in at.subheader]
     assert headings.index("Disclosure checks") < headings.index("Report")
-    assert "This run records no disclosure checks or flags." in texts(at)
+    checks = next(f.value for f in at.dataframe if "check" in f.value.columns)
+    row = checks.set_index("check").loc["singling_out"]
+    assert row["result"] == ("FLAGGED" if check["flagged"] else "passed")
+    assert f"rows {check['signals']['rows']}" in row["figures"]
+    assert f"distinct_ratio {check['signals']['distinct_ratio']!r}" in row["figures"]
     overall = next(f.value for f in at.dataframe if "figure" in f.value.columns)
     auroc = overall.set_index("figure").loc["AUROC (DeLong)", "value"]
     assert auroc == repr(report["metrics"]["overall"]["auroc"]["value"])  # exact, not rounded
