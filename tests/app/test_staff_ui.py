@@ -167,3 +167,39 @@ def test_audit_page_is_refused_to_a_member_and_the_refusal_audited(seeded):
     at.run()
     assert [e.value.replace("\\", "").split(" — ")[0] for e in at.error] == ["staff_only"]
     assert audit.list_events(seeded.conn, action="ui.page", decision="denied")
+
+
+def test_a_flagged_run_shows_its_singling_out_reasons_before_release(released):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from portal.identity import principal_for_email
+    from portal.services import sandbox as services
+    from tests.integration.sandbox.helpers import dev_training_data, need_isolation, run_queue
+    from tests.unit.sandbox.factories import MODEL_CARD, sklearn_onnx
+
+    need_isolation()
+    X, y = dev_training_data(released, "wdbc-malignancy")
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
+    # shift the intercept so that only about 4% of cases score 0.5 or more: a handful of
+    # held-out rows beyond a reported threshold, which the singling-out check flags
+    margin = np.quantile(model.decision_function(X), 0.96)
+    model[-1].intercept_ = model[-1].intercept_ - margin
+    member = principal_for_email(released.conn, "analyst@acme-health.example")
+    run_id = services.submit(released, member, "wdbc-malignancy", sklearn_onnx(model, X.shape[1]),
+                             MODEL_CARD)
+    run_queue(released)
+    staff = principal_for_email(released.conn, STAFF)
+    status = services.run_status(released, staff, run_id)
+    assert status["flagged"] and status["status"] == "awaiting_review"
+    at = app("validation_runs.py", claims(STAFF))
+    at.run()
+    at.selectbox(key="vr_run").select(run_id).run()
+    assert not at.exception
+    called_out = [e.value for e in at.error if "flagged this run" in e.value]
+    assert called_out and "singling" in called_out[0]
+    checks = next(f.value for f in at.dataframe if "check" in f.value.columns)
+    assert checks["result"][0] == "FLAGGED"
+    assert status["singling_out"]["reasons"][0] in checks["detail"][0]
