@@ -203,3 +203,9 @@ def test_a_flagged_run_shows_its_singling_out_reasons_before_release(released):
     checks = next(f.value for f in at.dataframe if "check" in f.value.columns)
     assert checks["result"][0] == "FLAGGED"
     assert status["singling_out"]["reasons"][0] in checks["detail"][0]
+    at.button(key="vr_release").click().run()  # asks first: the flag needs a decision
+    assert services.run_status(released, staff, run_id)["status"] == "awaiting_review"
+    assert any("flagged it?" in w.value for w in at.warning)
+    at.button(key="vr_release__yes").click().run()
+    assert not at.exception
+    assert services.run_status(released, staff, run_id)["status"] == "released"
