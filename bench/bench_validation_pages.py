@@ -35,7 +35,7 @@ def _prepare(home: Path) -> int:
         demo.seed_people(ctx)
         build_release(settings, ctx.conn, "wdbc", actor="system")
         card = sandbox.get_task(ctx, TASK)
-        dev = features.build_holdout(card, current_release(ctx.conn, settings, "wdbc").dev_path)
+        dev = features.build_dev(card, current_release(ctx.conn, settings, "wdbc"))
         member = principal_for_email(ctx.conn, ANALYST)
         staff = principal_for_email(ctx.conn, STAFF)
         run_id = sandbox.submit(ctx, member, TASK, reference.build(dev.features, dev.labels),

@@ -240,7 +240,7 @@ def seed_reference_models(ctx: Context) -> dict[str, int]:
             " AND status <> 'failed'", (card.id, card.version)).fetchone()
         if exists:
             continue
-        dev = features.build_holdout(card, release.dev_path)  # dev rows only
+        dev = features.build_dev(card, release)  # dev rows only
         data = reference.build(dev.features, dev.labels, card.input.name)
         queued[card.id] = _queue_reference(
             ctx, "system", card, data,
