@@ -152,3 +152,21 @@ def test_upload_form_clears_after_a_submit_and_the_counters_update(home):
     at.button[0].click().run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Dry runs today"].startswith("1 /")
+
+
+def test_home_links_to_the_run_page_through_the_navigation(home):
+    from tests.app.helpers import ROOT
+
+    run_id = _submitted(home)
+    at = app(None, claims(ANALYST))
+    at.run()
+    assert not at.exception
+    links = [e for e in at.get("page_link")]
+    assert any(f"Run {run_id}" in link.proto.label and link.proto.page == "run"
+               for link in links)
+    at.switch_page(str(ROOT / "pages" / "validation_run.py")).run()
+    assert error_codes(at) == ["run_id_required"]  # registered for members, hidden from menu
+    staff = app(None, claims(STAFF))
+    staff.run()
+    staff.switch_page(str(ROOT / "pages" / "leaderboard.py")).run()
+    assert not staff.exception and "Leaderboards" in texts(staff)
