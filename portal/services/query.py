@@ -41,7 +41,7 @@ ACTION = "query.run"
 
 __all__ = ["QueryResult", "run_query", "query_history", "save_query", "list_saved_queries",
            "delete_saved_query", "share_saved_query", "schema_for", "can_download",
-           "extract_for", "query_budget"]
+           "extract_for", "query_budget", "close_abandoned_runs"]
 
 
 def _iso(moment: datetime) -> str:
@@ -183,6 +183,36 @@ def _finish(ctx: Context, principal: Principal, dataset_id: str, sql: Any, diges
                      target=f"dataset:{dataset_id}", decision=decision,
                      reason=state.get("cause") or (error.code if error else None),
                      details=details)
+
+
+# A query runs at most its tier's time limit (an access policy allows at most an hour) plus the
+# worker's hard-kill grace: a row still 'running' long after that was left by a process that died.
+ABANDONED_AFTER = timedelta(hours=1, minutes=10)
+
+
+def close_abandoned_runs(ctx: Context, now: datetime | None = None) -> int:
+    """Close the query_runs rows that a process which died mid-query left ``running`` (older
+    than :data:`ABANDONED_AFTER`): each becomes ``failed`` with code ``query_abandoned`` and
+    gets the one audit event its attempt could not write, in the same transaction. Returns how
+    many were closed. The periodic sweep of the job workers calls this."""
+    cutoff = _iso((now or datetime.now(UTC)) - ABANDONED_AFTER)
+    with transaction(ctx.conn):
+        rows = ctx.conn.execute(
+            "SELECT r.query_id, r.team, r.dataset_id, r.tier, r.sql_text, r.sql_hash,"
+            " r.started_at, u.email FROM query_runs r JOIN users u ON u.id = r.user_id"
+            " WHERE r.status = 'running' AND r.started_at < ? ORDER BY r.id", (cutoff,)
+        ).fetchall()
+        for row in rows:
+            ctx.conn.execute("UPDATE query_runs SET status = 'failed', code = 'query_abandoned'"
+                             " WHERE query_id = ? AND status = 'running'", (row["query_id"],))
+            audit.record(ctx.conn, actor=row["email"], team=row["team"], action=ACTION,
+                         target=f"dataset:{row['dataset_id']}", decision="failed",
+                         reason="query_abandoned",
+                         details={"query_id": row["query_id"], "dataset": row["dataset_id"],
+                                  "tier": row["tier"], "sql": row["sql_text"],
+                                  "sql_hash": row["sql_hash"], "started_at": row["started_at"],
+                                  "rows_returned": 0})
+    return len(rows)
 
 
 # --- history and saved queries ------------------------------------------------------------

@@ -94,6 +94,10 @@ def test_request_approve_query_revoke_refuse(stack, browser):
     staff.get_by_text("founder@gamma-ai.example").first.wait_for()
     shots(staff, "review-queue")
     _request_box(staff, "founder@gamma-ai.example").get_by_role("button", name="Approve").click()
+    staff.get_by_text(re.compile(r"Approve request \d+\?")).wait_for()
+    wait_idle(staff)
+    shots(staff, "approve-confirm")
+    staff.get_by_role("button", name="Confirm approval").click()
     staff.get_by_text(re.compile(r"Request \d+ approved")).wait_for()
     wait_idle(staff)
     shots(staff, "approved")
@@ -140,6 +144,7 @@ def test_self_approval_attempt_is_refused(stack, browser):
     assert reviewer.locator("img[src='x']").count() == 0
     _request_box(reviewer, "analyst@acme-health.example").get_by_role(
         "button", name="Approve").click()
+    reviewer.get_by_role("button", name="Confirm approval").click()
     reviewer.get_by_text("own_team").last.wait_for()
     wait_idle(reviewer)
     shots(reviewer, "refused")

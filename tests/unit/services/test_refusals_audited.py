@@ -41,7 +41,8 @@ HELPERS = {
     "demo": {"seed_people", "seed"},
     "policies": {"policies", "current_releases", "check_policies", "dataset_policy",
                  "resolved_tier"},
-    "query": {"check_budget", "budget_use", "can_download", "extract_for"},
+    "query": {"check_budget", "budget_use", "can_download", "extract_for",
+              "close_abandoned_runs"},
     "sandbox": {"tasks", "get_task", "task_summary", "clean_model_card", "verify_report",
                 "process_queue"},
     "workspace": set(),
@@ -98,6 +99,8 @@ REFUSALS = {
         admin.rebuild_extracts(c, m, "eunomia")),
     ("admin", "audit_events"): ("audit.view", lambda c, m, s, run, tmp:
         admin.audit_events(c, m)),
+    ("admin", "audit_filter_options"): ("audit.view", lambda c, m, s, run, tmp:
+        admin.audit_filter_options(c, m)),
     ("admin", "record_audit_export"): ("audit.export", lambda c, m, s, run, tmp:
         admin.record_audit_export(c, m, {}, 1)),
     ("admin", "record_download"): ("query.download", lambda c, m, s, run, tmp:
@@ -173,6 +176,10 @@ REFUSALS = {
         sandbox.list_runs(c, ANONYMOUS)),
     ("sandbox", "report"): ("sandbox.report.view", lambda c, m, s, run, tmp:
         sandbox.report(c, m, run)),
+    ("sandbox", "released_report"): ("sandbox.report.view", lambda c, m, s, run, tmp:
+        sandbox.released_report(c, m, run)),
+    ("sandbox", "staff_report"): ("sandbox.report.view", lambda c, m, s, run, tmp:
+        sandbox.staff_report(c, m, run)),
     ("sandbox", "release_run"): ("sandbox.run.release", lambda c, m, s, run, tmp:
         sandbox.release_run(c, m, run)),
     ("sandbox", "withhold_run"): ("sandbox.run.withhold", lambda c, m, s, run, tmp:
