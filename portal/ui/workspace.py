@@ -131,9 +131,11 @@ def quick_chart(rows: list[dict]) -> None:
         names = list(rows[0])
         x = st.selectbox("X", names, key="ws_chart_x")
         y = st.selectbox("Y", [n for n in numeric if n != x] or numeric, key="ws_chart_y")
-        data = pd.DataFrame([r for r in rows if r[y] != results.SUPPRESSED])
+        # Plain field names: the chart reads "count(*)" or "sum(x)" as an aggregate of a field
+        data = pd.DataFrame([{"x": r[x], "y": r[y]} for r in rows
+                             if r[y] != results.SUPPRESSED])
         if not data.empty:
-            st.bar_chart(data, x=x, y=y)
+            st.bar_chart(data, x="x", y="y", x_label=x, y_label=y)
 
 
 def _one_line(sql: str, width: int = 90) -> str:
