@@ -124,18 +124,21 @@ def exports(ctx: Context, me: Principal, dataset_id: str, result: Any, columns: 
 
 
 def quick_chart(rows: list[dict]) -> None:
+    """A bar chart of two columns, drawn only when asked for (building it on every rerun
+    would cost more than the rest of the page)."""
     numeric = results.numeric_columns(rows)
     if not rows or not numeric or len(rows[0]) < 2:
         return
-    with st.expander("Quick chart"):
-        names = list(rows[0])
-        x = st.selectbox("X", names, key="ws_chart_x")
-        y = st.selectbox("Y", [n for n in numeric if n != x] or numeric, key="ws_chart_y")
-        # Plain field names: the chart reads "count(*)" or "sum(x)" as an aggregate of a field
-        data = pd.DataFrame([{"x": r[x], "y": r[y]} for r in rows
-                             if r[y] != results.SUPPRESSED])
-        if not data.empty:
-            st.bar_chart(data, x="x", y="y", x_label=x, y_label=y)
+    if not st.toggle("Quick chart", key="ws_chart"):
+        return
+    names = list(rows[0])
+    cols = st.columns(2)
+    x = cols[0].selectbox("X", names, key="ws_chart_x")
+    y = cols[1].selectbox("Y", [n for n in numeric if n != x] or numeric, key="ws_chart_y")
+    # Plain field names: the chart reads "count(*)" or "sum(x)" as an aggregate of a field
+    data = pd.DataFrame([{"x": r[x], "y": r[y]} for r in rows if r[y] != results.SUPPRESSED])
+    if not data.empty:
+        st.bar_chart(data, x="x", y="y", x_label=x, y_label=y)
 
 
 def _one_line(sql: str, width: int = 90) -> str:
