@@ -156,12 +156,16 @@ def saved_queries(ctx: Context, me: Principal, dataset_id: str, sql: str) -> Non
             show_error(exc)
             saved = []
         for item in saved:
-            cols = st.columns([5, 1])
+            cols = st.columns([5, 1, 1])
             whose = "yours" if item["mine"] else f"shared by {item['owner']}"
             shared = " · shared with your team" if item["mine"] and item["shared"] else ""
             cols[0].text(f"{item['name']} ({whose}{shared})\n{_one_line(item['sql_text'])}")
             cols[1].button("Load", key=f"ws_load_saved_{item['id']}", on_click=editor.load,
                            args=(item["sql_text"],))
+            if item["mine"]:
+                cols[2].button("Unshare" if item["shared"] else "Share",
+                               key=f"ws_share_saved_{item['id']}", on_click=_share,
+                               args=(ctx, me, item["id"], not item["shared"]))
         if not saved:
             st.text("No saved queries for this dataset yet.")
         cols = st.columns([3, 1, 1])
@@ -173,6 +177,13 @@ def saved_queries(ctx: Context, me: Principal, dataset_id: str, sql: str) -> Non
                 st.success(f"Saved as {md_escape(name)}.")
             except PortalError as exc:
                 show_error(exc)
+
+
+def _share(ctx: Context, me: Principal, saved_id: int, shared: bool) -> None:
+    try:
+        query.share_saved_query(ctx, me, saved_id, shared)
+    except PortalError as exc:
+        show_error(exc)
 
 
 def history(ctx: Context, me: Principal, dataset_id: str) -> None:
