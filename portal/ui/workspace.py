@@ -124,16 +124,21 @@ def exports(ctx: Context, me: Principal, dataset_id: str, result: Any, columns: 
 
 
 def quick_chart(rows: list[dict]) -> None:
+    """A bar chart of two columns, drawn only when asked for (building it on every rerun
+    would cost more than the rest of the page)."""
     numeric = results.numeric_columns(rows)
     if not rows or not numeric or len(rows[0]) < 2:
         return
-    with st.expander("Quick chart"):
-        names = list(rows[0])
-        x = st.selectbox("X", names, key="ws_chart_x")
-        y = st.selectbox("Y", [n for n in numeric if n != x] or numeric, key="ws_chart_y")
-        data = pd.DataFrame([r for r in rows if r[y] != results.SUPPRESSED])
-        if not data.empty:
-            st.bar_chart(data, x=x, y=y)
+    if not st.toggle("Quick chart", key="ws_chart"):
+        return
+    names = list(rows[0])
+    cols = st.columns(2)
+    x = cols[0].selectbox("X", names, key="ws_chart_x")
+    y = cols[1].selectbox("Y", [n for n in numeric if n != x] or numeric, key="ws_chart_y")
+    # Plain field names: the chart reads "count(*)" or "sum(x)" as an aggregate of a field
+    data = pd.DataFrame([{"x": r[x], "y": r[y]} for r in rows if r[y] != results.SUPPRESSED])
+    if not data.empty:
+        st.bar_chart(data, x="x", y="y", x_label=x, y_label=y)
 
 
 def _one_line(sql: str, width: int = 90) -> str:
@@ -151,12 +156,16 @@ def saved_queries(ctx: Context, me: Principal, dataset_id: str, sql: str) -> Non
             show_error(exc)
             saved = []
         for item in saved:
-            cols = st.columns([5, 1])
+            cols = st.columns([5, 1, 1])
             whose = "yours" if item["mine"] else f"shared by {item['owner']}"
             shared = " · shared with your team" if item["mine"] and item["shared"] else ""
             cols[0].text(f"{item['name']} ({whose}{shared})\n{_one_line(item['sql_text'])}")
             cols[1].button("Load", key=f"ws_load_saved_{item['id']}", on_click=editor.load,
                            args=(item["sql_text"],))
+            if item["mine"]:
+                cols[2].button("Unshare" if item["shared"] else "Share",
+                               key=f"ws_share_saved_{item['id']}", on_click=_share,
+                               args=(ctx, me, item["id"], not item["shared"]))
         if not saved:
             st.text("No saved queries for this dataset yet.")
         cols = st.columns([3, 1, 1])
@@ -168,6 +177,13 @@ def saved_queries(ctx: Context, me: Principal, dataset_id: str, sql: str) -> Non
                 st.success(f"Saved as {md_escape(name)}.")
             except PortalError as exc:
                 show_error(exc)
+
+
+def _share(ctx: Context, me: Principal, saved_id: int, shared: bool) -> None:
+    try:
+        query.share_saved_query(ctx, me, saved_id, shared)
+    except PortalError as exc:
+        show_error(exc)
 
 
 def history(ctx: Context, me: Principal, dataset_id: str) -> None:
