@@ -22,7 +22,7 @@ from portal.store.db import transaction
 if TYPE_CHECKING:
     from portal.services.context import Context
 
-Role = Literal["staff", "member", "anonymous"]
+Role = Literal["staff", "member", "anonymous", "operator"]
 
 
 @dataclass(frozen=True)
@@ -35,14 +35,6 @@ class Principal:
     issuer: str | None = None
     subject: str | None = None
     status: str = "active"
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role == "staff" and self.status == "active"
-
-    @property
-    def is_member(self) -> bool:
-        return self.role == "member" and self.status == "active" and self.team is not None
 
     @property
     def is_unknown(self) -> bool:
@@ -83,12 +75,6 @@ def principal_for_email(conn: sqlite3.Connection, email: str) -> Principal:
     audit.record(conn, actor=email.strip().lower()[:254] or "anonymous", action="identity.resolve",
                  decision="denied", reason=error.code, details={"via": "email"})
     raise error
-
-
-def require_staff(principal: Principal) -> None:
-    """Raises Denied unless the principal is active platform staff."""
-    if not principal.is_staff:
-        raise Denied("staff_only", "Only platform staff can do this.")
 
 
 # --- OIDC sign-in -----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from portal import audit
+from portal import audit, authz
 from portal.access.grants import Grant, check_active_grant
 from portal.errors import (
     Denied,
@@ -40,7 +40,8 @@ AUDIT_SQL_CHARS = 8192
 ACTION = "query.run"
 
 __all__ = ["QueryResult", "run_query", "query_history", "save_query", "list_saved_queries",
-           "delete_saved_query", "schema_for", "can_download", "extract_for", "query_budget"]
+           "delete_saved_query", "schema_for", "can_download", "download_result", "extract_for",
+           "query_budget"]
 
 
 def _iso(moment: datetime) -> str:
@@ -252,22 +253,28 @@ def schema_for(ctx: Context, principal: Principal,
 
 def can_download(ctx: Context, principal: Principal, dataset_id: str,
                  result: QueryResult | None = None) -> bool:
-    """Whether the tier lets this principal download ``result``: ``none`` never, ``rows`` yes,
-    ``aggregates`` only for aggregate results. False when there is no active grant."""
-    try:
-        grant = check_active_grant(ctx.conn, principal, dataset_id)
-        _, resolved = resolved_tier(ctx, dataset_id, grant.tier)
-    except PortalError:
-        return False
-    if result is not None and (result.dataset_id != dataset_id or result.tier != grant.tier):
-        return False
-    mode = resolved.settings.download
-    if mode == "rows":
-        return True
-    if mode == "aggregates":
-        return resolved.settings.result_mode == "aggregate" and (
-            result is None or result.result_mode == "aggregate")
-    return False
+    """Whether the tier lets this principal download ``result`` now
+    (:func:`portal.authz.check_download`): for showing or hiding the download button."""
+    return authz.can_download(ctx.conn, ctx.settings, principal, dataset_id, result)
+
+
+@use_case("query.download", "dataset:{dataset_id}")
+def download_result(ctx: Context, principal: Principal, dataset_id: str,
+                    result: QueryResult | None) -> QueryResult:
+    """A result leaving the platform (the Download button, at the moment it is clicked): the
+    grant and the tier's ``download`` rule are re-read now (:func:`portal.authz.check_download`)
+    — a grant revoked or expired since the result was shown refuses the download — and the
+    download is audited (who, which query, how many rows; never the values). Returns the result
+    to export. Raises Denied (grant codes, ``download_not_allowed``, ``result_not_yours``),
+    NotFound(``no_result``)."""
+    if result is None:
+        raise NotFound("no_result", "There is no result to download; run the query first.")
+    authz.check_download(ctx.conn, ctx.settings, principal, dataset_id, result)
+    audit.record(ctx.conn, actor=principal.actor, team=principal.team, action="query.download",
+                 target=f"dataset:{dataset_id}", decision="done",
+                 details={"query_id": str(result.query_id)[:64], "rows": len(result.rows),
+                          "tier": result.tier})
+    return result
 
 
 def extract_for(ctx: Context, dataset_id: str, tier: str) -> Path:
@@ -282,11 +289,11 @@ def prune_extracts(ctx: Context, principal: Principal) -> list[str]:
     """Staff: delete extract files that no current (release, tier) resolves to any more (left by
     a policy or release change). Returns the removed file names; one audit event. Open handles
     in workers keep working (the file is unlinked, not truncated)."""
-    from portal.identity import require_staff
+    from portal.authz import check_staff
     from portal.query.extracts import extract_path
     from portal.services.policies import current_releases, policies
 
-    require_staff(principal)
+    check_staff(ctx.conn, principal)
     keep = set()
     releases = current_releases(ctx)
     for dataset_id, policy in policies(ctx).items():

@@ -13,9 +13,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from portal import audit
+from portal import audit, authz
 from portal.errors import Denied, InvalidInput, InvalidUpload, NotFound, QuotaExceeded
-from portal.identity import Principal, require_staff
+from portal.identity import Principal
 from portal.services.attempts import use_case
 from portal.services.context import Context
 from portal.store.db import transaction, utcnow
@@ -74,18 +74,15 @@ def quota_status(ctx: Context, principal: Principal, card: TaskCard) -> dict[str
             "dry_runs_limit": q.dry_runs_per_day}
 
 
-def _check_member(principal: Principal) -> str:
-    if not principal.is_member:
-        raise Denied("not_a_member", "Only members of a startup team can submit models.")
-    return str(principal.team)
+def _check_member(ctx: Context, principal: Principal) -> str:
+    _, team = authz.check_member(ctx.conn, principal)
+    return str(team["slug"])
 
 
 def _check_grant(ctx: Context, principal: Principal, card: TaskCard) -> None:
     if not card.grant_required:
         return
-    from portal.access.grants import check_active_grant
-
-    check_active_grant(ctx.conn, principal, card.dataset)
+    authz.check_dataset(ctx.conn, principal, card.dataset)
 
 
 def clean_model_card(model_card: dict[str, Any]) -> dict[str, str]:
@@ -157,7 +154,7 @@ def submit(ctx: Context, principal: Principal, task_id: str, upload: BinaryIO | 
     action, target = f"sandbox.{'submit' if kind == 'validation' else 'dry_run'}", f"task:{task_id}"
     card = get_task(ctx, task_id)
     try:
-        team = _check_member(principal)
+        team = _check_member(ctx, principal)
         _check_grant(ctx, principal, card)
         _check_quota(ctx, card, team, kind)
         meta = clean_model_card(model_card)
@@ -211,16 +208,22 @@ def dry_run(ctx: Context, principal: Principal, task_id: str, upload: BinaryIO |
 
 def _visible_run(ctx: Context, principal: Principal, run_id: int) -> sqlite3.Row:
     run = runs.get_run(ctx.conn, run_id)
-    if principal.is_staff or (principal.is_member and run["team"] == principal.team):
-        return run
-    raise NotFound("run_not_found", "There is no such validation run.")
+    if not authz.is_operator(principal):
+        authz.check_view_run(ctx.conn, principal, run)
+    return run
+
+
+def _results_visible(ctx: Context, principal: Principal, run: sqlite3.Row) -> bool:
+    if authz.is_operator(principal):
+        return True
+    return authz.can_read_report(ctx.conn, principal, run)
 
 
 @use_case("sandbox.run.view", "run:{run_id}")
 def run_status(ctx: Context, principal: Principal, run_id: int) -> dict[str, Any]:
     """A run as its team (or staff) sees it. Raises NotFound for other teams' runs."""
     run = _visible_run(ctx, principal, int(run_id))
-    visible = principal.is_staff or run["status"] in states.VISIBLE_TO_TEAM
+    visible = _results_visible(ctx, principal, run)
     return {
         "id": run["id"], "kind": run["kind"], "task": run["task_id"],
         "task_version": run["task_version"], "protocol_hash": run["protocol_hash"],
@@ -239,10 +242,16 @@ def run_status(ctx: Context, principal: Principal, run_id: int) -> dict[str, Any
 @use_case("sandbox.runs.list")
 def list_runs(ctx: Context, principal: Principal, task_id: str | None = None,
               status: str | None = None) -> list[dict[str, Any]]:
-    """Staff see every run; members see their team's runs only."""
-    if not (principal.is_staff or principal.is_member):
-        raise Denied("not_a_member", "Sign in as a team member or staff to see runs.")
-    team = None if principal.is_staff else principal.team
+    """Staff (and the operator) see every run; members see their team's runs only."""
+    if authz.can_staff_or_operator(ctx.conn, principal):
+        team = None
+    else:
+        try:
+            team = authz.check_member(ctx.conn, principal)[1]["slug"]
+        except Denied as exc:
+            if exc.code in ("user_suspended", "team_suspended"):
+                raise
+            raise Denied("not_a_member", "Sign in as a team member or staff to see runs.") from None
     rows = runs.list_runs(ctx.conn, team=team, status=status, task_id=task_id)
     return [run_status(ctx, principal, r["id"]) for r in rows]
 
@@ -250,14 +259,12 @@ def list_runs(ctx: Context, principal: Principal, task_id: str | None = None,
 @use_case("sandbox.report.view", "run:{run_id}")
 def report(ctx: Context, principal: Principal, run_id: int, fmt: str = "json") -> Any:
     """A run's report (a dict for ``json``, text for ``html``). Teams see it only once it is
-    completed or released. Raises NotFound or Denied(code='report_not_released')."""
+    completed or released, and only while they still hold the grant its task needs (re-read at
+    every read: a revoked or expired grant stops it). Raises NotFound, Denied
+    (``report_not_released``, grant codes; see :func:`portal.authz.check_read_report`)."""
     run = _visible_run(ctx, principal, int(run_id))
-    if not principal.is_staff and run["status"] not in states.VISIBLE_TO_TEAM:
-        exc = Denied("report_not_released",
-                     "This report is awaiting review by platform staff." if run["status"] ==
-                     "awaiting_review" else "This run has no report you can see.")
-        _deny(ctx, principal, "sandbox.report.view", f"run:{run_id}", exc)
-        raise exc
+    if not authz.is_operator(principal):
+        authz.check_read_report(ctx.conn, principal, run)
     if not run["report_file"]:
         raise NotFound("report_not_found", "This run has no report (see its outcome).")
     path = ctx.settings.reports_dir / run["report_file"]
@@ -270,9 +277,11 @@ def report(ctx: Context, principal: Principal, run_id: int, fmt: str = "json") -
 
 
 def _review(ctx: Context, staff: Principal, run_id: int, new: str, reason: str | None) -> None:
-    require_staff(staff)
+    authz.check_staff_or_operator(ctx.conn, staff)
     with transaction(ctx.conn):
         run = runs.get_run(ctx.conn, int(run_id))
+        if new == "released":  # results leave the platform only while the team may see them
+            authz.check_run_access(ctx.conn, run)
         runs.set_status(ctx.conn, run["id"], new, reviewed_by=staff.actor, review_reason=reason,
                         reviewed_at=utcnow())
         audit.record(ctx.conn, actor=staff.actor, team=run["team"],
@@ -302,8 +311,9 @@ def withhold_run(ctx: Context, staff: Principal, run_id: int, reason: str) -> di
 @use_case("sandbox.rerun", "task:{task_id}")
 def rerun_latest(ctx: Context, staff: Principal, task_id: str) -> list[int]:
     """Queue the latest released (or completed) model of every team on the task's current
-    card and the dataset's current release. Returns the new run ids (no team quota used)."""
-    require_staff(staff)
+    card and the dataset's current release, for teams that still hold the task's grant.
+    Returns the new run ids (no team quota used)."""
+    authz.check_staff_or_operator(ctx.conn, staff)
     card = get_task(ctx, task_id)
     latest = ctx.conn.execute(
         "SELECT team, max(id) AS id FROM sandbox_runs WHERE task_id = ? AND kind = 'validation'"
@@ -313,6 +323,9 @@ def rerun_latest(ctx: Context, staff: Principal, task_id: str) -> list[int]:
     with transaction(ctx.conn):
         for row in latest:
             source = runs.get_run(ctx.conn, row["id"])
+            if not authz.can_team_access(ctx.conn, source["team"],
+                                         card.dataset if card.grant_required else None):
+                continue
             run_id = runs.insert_run(ctx.conn, kind="validation", card=card, team=source["team"],
                                      requested_by=staff.actor, model_id=source["model_id"],
                                      rerun_of=source["id"])
@@ -336,7 +349,7 @@ def export_holdout(ctx: Context, staff: Principal, task_id: str, out: Path) -> i
     from portal.outputs import atomic_output, check_output
     from sandbox import features
 
-    require_staff(staff)
+    authz.check_staff_or_operator(ctx.conn, staff)
     check_output(ctx.settings, out)
     card = get_task(ctx, task_id)
     release = current_release(ctx.conn, ctx.settings, card.dataset)

@@ -7,11 +7,11 @@ import streamlit as st
 
 from portal.errors import PortalError
 from portal.identity import Principal
-from portal.services import admin, query
+from portal.services import query
 from portal.services.context import Context
 from portal.ui import results
 from portal.ui.cache import cached
-from portal.ui.csvexport import to_csv
+from portal.ui.csvexport import result_download
 from portal.ui.errors import show_error
 from portal.ui.text import md_escape
 
@@ -106,13 +106,16 @@ def show_result(ctx: Context, me: Principal, dataset_id: str) -> None:
     st.caption(f"{result.row_count} rows · tier {md_escape(result.tier)} · "
                f"{result.duration_ms:.0f} ms · query {result.query_id[:12]}")
     frame = pd.DataFrame(rows, columns=results.unique_columns(list(result.columns)))
-    st.dataframe(frame, hide_index=True, width="stretch")
+    if st.get_option("client.disableDataExport"):
+        st.dataframe(frame, hide_index=True, width="stretch")
+    else:  # the grid's own toolbar would offer a CSV download: show a grid without one
+        with st.container(height=420):
+            st.table(frame)
     quick_chart(rows)
     if query.can_download(ctx, me, dataset_id, result):
-        st.download_button("Download CSV", to_csv(list(frame.columns), rows),
+        st.download_button("Download CSV", result_download(ctx.settings, me, dataset_id, result),
                            file_name=f"{dataset_id}-{result.query_id}.csv", mime="text/csv",
-                           key="ws_download", on_click=admin.record_download,
-                           args=(ctx, me, dataset_id, result.query_id, len(rows)))
+                           key="ws_download", on_click="ignore")
     else:
         st.caption("Your tier does not allow downloading results.")
 
