@@ -51,6 +51,15 @@ def audit_events(ctx: Context, principal: Principal, *, dataset: str | None = No
     return events
 
 
+@use_case("audit.view")
+def audit_filter_options(ctx: Context, principal: Principal) -> dict[str, Any]:
+    """The values the Audit page's pickers offer, read from the log: ``actor``, ``team`` and
+    ``action`` (distinct, sorted), ``decision`` (every decision the log can hold) and the
+    ``first``/``last`` event times. Staff only; raises Denied (``staff_only``)."""
+    check_staff(ctx.conn, principal)
+    return {**audit.filter_values(ctx.conn), "decision": list(audit.DECISIONS)}
+
+
 @use_case("audit.export")
 def record_audit_export(ctx: Context, principal: Principal, filters: dict[str, Any],
                         count: int) -> None:

@@ -1,6 +1,7 @@
-"""CSV export of tables shown in the browser, safe to open in a spreadsheet: cells that a
-spreadsheet would run as a formula (starting with = + - @, tab or carriage return) are prefixed
-with an apostrophe. No streamlit here, so the CLI could reuse it.
+"""CSV and Parquet export of tables shown in the browser. CSV is safe to open in a
+spreadsheet: cells that a spreadsheet would run as a formula (starting with = + - @, tab or
+carriage return) are prefixed with an apostrophe. No streamlit here, so the CLI could reuse
+it.
 
 Query results leave the platform only through :func:`result_download`: the file is made when
 the Download button is clicked, after the grant and the tier's download rule are re-checked and
@@ -26,9 +27,7 @@ def neutralise(value: Any) -> str:
     """A cell as text that a spreadsheet shows literally."""
     if value is None:
         return ""
-    text = value if isinstance(value, str) else (
-        json.dumps(value, sort_keys=True, ensure_ascii=False) if isinstance(value, dict | list)
-        else str(value))
+    text = neutral_text(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
@@ -42,26 +41,53 @@ def to_csv(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def result_download(settings: Settings, principal: Principal, dataset_id: str,
-                    result: Any) -> Callable[[], str]:
+def to_parquet(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> bytes:
+    """Rows (dicts) as a Parquet file. A column keeps its type when all its values share one;
+    a column mixing types (a ``[suppressed]`` marker among numbers) is written as text, so a
+    suppressed cell is never a zero or a blank."""
+    import polars as pl
+
+    materialised = list(rows)
+    data: dict[str, list[Any]] = {}
+    for name in columns:
+        values = [r.get(name) for r in materialised]
+        kinds = {type(v) for v in values if v is not None}
+        if len(kinds) > 1 or kinds & {dict, list}:
+            values = [None if v is None else neutral_text(v) for v in values]
+        data[name] = values
+    buffer = io.BytesIO()
+    pl.DataFrame(data, strict=False).write_parquet(buffer)
+    return buffer.getvalue()
+
+
+def neutral_text(value: Any) -> str:
+    """A value as plain text (JSON for nested values), without spreadsheet neutralising."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return str(value)
+
+
+def result_download(settings: Settings, principal: Principal, dataset_id: str, result: Any,
+                    fmt: str, make: Callable[[], str | bytes]) -> Callable[[], str | bytes]:
     """The ``data`` of a result's Download button: called only when it is clicked (Streamlit
     runs it on its own thread, so it opens its own store connection). It re-checks the grant
-    and the tier's download rule at that moment and audits the download; a refusal downloads
-    a one-line file saying why instead of the rows."""
+    and the tier's download rule at that moment and audits the download (``fmt``), then
+    returns ``make()``; a refusal downloads a one-line text saying why instead of the rows."""
 
-    def at_click() -> str:
+    def at_click() -> str | bytes:
         from portal.errors import UserError
         from portal.services import query
         from portal.services.context import Context
-        from portal.ui.results import display_rows, unique_columns
 
         ctx = Context.open(settings)
         try:
-            allowed = query.download_result(ctx, principal, dataset_id, result)
+            query.download_result(ctx, principal, dataset_id, result, fmt)
         except UserError as exc:
             return f"Download refused ({exc.code}): {exc.message}\n"
         finally:
             ctx.close()
-        return to_csv(unique_columns(list(allowed.columns)), display_rows(allowed))
+        return make()
 
     return at_click

@@ -38,3 +38,4 @@ def test_audit_export_is_itself_audited(ctx):
     admin.record_audit_export(ctx, staff, {"actor": "x", "team": None}, 3)
     event = audit.list_events(ctx.conn, action="audit.export")[0]
     assert event.details == {"filters": {"actor": "x"}, "events": 3}
+

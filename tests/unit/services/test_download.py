@@ -10,7 +10,8 @@ from portal.errors import Denied
 from portal.query.executor import QueryResult
 from portal.services import access as svc
 from portal.services import query
-from portal.ui.csvexport import result_download
+from portal.ui.csvexport import result_download, to_csv
+from portal.ui.results import display_rows, unique_columns
 from tests.factories import make_user
 from tests.factories_query import make_analyst, make_omop_release
 
@@ -19,6 +20,13 @@ def _result(tier: str, mode: str) -> QueryResult:
     return QueryResult(columns=["year_of_birth", "n"], rows=[[1950, 15], ["=cmd()", 20]],
                        row_count=2, truncated=False, suppressed=0, query_id="q-123",
                        duration_ms=1.0, tier=tier, dataset_id="eunomia", result_mode=mode)
+
+
+def _button(ctx, member, result, fmt="csv"):
+    """The Download button's data, as the workspace makes it."""
+    columns = unique_columns(list(result.columns))
+    return result_download(ctx.settings, member, "eunomia", result, fmt,
+                           lambda: to_csv(columns, display_rows(result)))
 
 
 @pytest.fixture
@@ -31,11 +39,12 @@ def test_aggregate_download_is_allowed_and_audited_without_values(released):
     member = make_analyst(released, tier="aggregate")
     result = _result("aggregate", "aggregate")
     assert query.can_download(released, member, "eunomia", result)
-    csv_text = result_download(released.settings, member, "eunomia", result)()
+    csv_text = _button(released, member, result)()
     assert csv_text.splitlines() == ["year_of_birth,n", "1950,15", "'=cmd(),20"]
     event = audit.list_events(released.conn, action="query.download")[0]
     assert (event.decision, event.actor) == ("done", member.actor)
-    assert event.details == {"query_id": "q-123", "rows": 2, "tier": "aggregate"}
+    assert event.details == {"query_id": "q-123", "rows": 2, "tier": "aggregate",
+                             "format": "csv"}
     assert "1950" not in str(event.details)
 
 
@@ -54,7 +63,7 @@ def test_download_is_rechecked_at_click_time_after_a_revocation(released):
     member = make_analyst(released, tier="aggregate")
     staff = make_user(released, "staff@platform.example", role="staff")
     result = _result("aggregate", "aggregate")
-    button_data = result_download(released.settings, member, "eunomia", result)  # page shown
+    button_data = _button(released, member, result)  # the page is shown
     grant = svc.list_grants(released, staff)[0]
     svc.revoke_grant(released, staff, grant["id"], "Contract ended")
     text = button_data()  # clicked afterwards
