@@ -160,3 +160,29 @@ def test_unknown_or_suspended_users_named_on_the_cli_are_refused_and_audited(ctx
     events = audit.list_events(ctx.conn, action="identity.resolve")
     assert {(e.actor, e.reason) for e in events} == {
         ("nobody@x.example", "unknown_user"), ("gone@x.example", "user_suspended")}
+
+
+def test_an_issuer_not_on_the_allowlist_is_refused(ctx, settings):
+    from dataclasses import replace
+
+    make_user(ctx, "a@acme.example", team="acme-health")
+    strict = replace(settings, oidc_allowed_issuers=("https://idp.hospital.example/",))
+    with pytest.raises(Denied) as info:
+        sign_in(ctx, claims("a@acme.example", iss="https://evil.example"), strict)
+    assert info.value.code == "issuer_not_allowed"
+    ok = sign_in(ctx, claims("a@acme.example", iss="https://idp.hospital.example"), strict)
+    assert ok.role == "member"
+
+
+def test_a_required_claim_missing_or_empty_is_refused_naming_it(ctx, settings):
+    from dataclasses import replace
+
+    needs_groups = replace(settings, oidc_required_claims=("iss", "sub", "iat", "groups"))
+    for missing in (claims("a@acme.example"), claims("a@acme.example", groups=[])):
+        with pytest.raises(Denied) as info:
+            sign_in(ctx, missing, needs_groups)
+        assert info.value.code == "invalid_identity" and "'groups'" in info.value.message
+    without_iat = {k: v for k, v in claims("a@acme.example").items() if k != "iat"}
+    with pytest.raises(Denied) as info:
+        sign_in(ctx, {**without_iat, "auth_time": int(time.time())}, settings)
+    assert info.value.code == "invalid_identity"
