@@ -159,8 +159,9 @@ def sign_in(ctx: Context, claims: Mapping[str, Any], settings: Settings,
 
     Raises Denied with code ``session_expired`` (older than ``settings.session_max_age_hours``),
     ``invalid_identity`` (no issuer or subject, or a required claim missing: see
-    :func:`check_claims`), ``issuer_not_allowed`` (an issuer not on the allowlist), ``identity_conflict`` (the e-mail belongs to a
-    user bound to another identity), ``user_suspended`` or ``user_removed``."""
+    :func:`check_claims`), ``issuer_not_allowed`` (an issuer not on the allowlist),
+    ``identity_conflict`` (the e-mail belongs to a user bound to another identity),
+    ``user_suspended`` or ``user_removed``."""
     issuer, subject = _claim_text(claims, "iss"), _claim_text(claims, "sub")
     if not issuer or not subject:
         raise Denied("invalid_identity",
