@@ -32,11 +32,15 @@ def test_the_app_turns_the_grids_own_export_off(seeded, export_setting):
         "disableDataExport = true") == 1
 
 
+def _row_level_result(released, export_setting, export_off: bool):
+    make_grant(released, "gamma-ai", "eunomia", "row-level")
+    export_setting(export_off)
+    return run_sql(app("workspace.py", claims(FOUNDER)).run(), ROWS)
+
+
 def test_without_the_setting_results_are_a_static_table_without_a_toolbar(released,
                                                                          export_setting):
-    make_grant(released, "gamma-ai", "eunomia", "row-level")
-    export_setting(False)
-    at = run_sql(app("workspace.py", claims(FOUNDER)).run(), ROWS)
+    at = _row_level_result(released, export_setting, False)
     assert not at.exception
     assert at.table and list(at.table[0].value.columns) == ["person_id", "year_of_birth"]
     assert not at.get("download_button")
@@ -45,9 +49,7 @@ def test_without_the_setting_results_are_a_static_table_without_a_toolbar(releas
 
 def test_with_the_setting_results_are_a_grid_and_still_no_download_button(released,
                                                                          export_setting):
-    make_grant(released, "gamma-ai", "eunomia", "row-level")
-    export_setting(True)
-    at = run_sql(app("workspace.py", claims(FOUNDER)).run(), ROWS)
+    at = _row_level_result(released, export_setting, True)
     assert not at.table
     assert any(list(d.value.columns) == ["person_id", "year_of_birth"] for d in at.dataframe)
     assert not at.get("download_button")

@@ -1,7 +1,7 @@
 """The download ban in a real browser: on a tier whose results may not be downloaded, the
 results grid's own toolbar offers no "Download as CSV" (its search still shows, so the toolbar
 is there) and the page has no download button at all; where downloads are allowed, the only way
-out is the audited Download button. Screenshots go to test-artifacts/e2e/download-ban/."""
+out is the audited Download button. Screenshots go to test-artifacts/e2e/download-ban-*/."""
 
 from __future__ import annotations
 
@@ -43,17 +43,24 @@ def _grid_toolbar_labels(page) -> list[str]:
     return labels
 
 
+def _result_toolbars(page, stack, sql: str, notice: str, shot: str) -> list[str]:
+    """Sign in as Beta Bio's analyst, run ``sql`` in the workspace, wait for ``notice``; the
+    labels of every grid toolbar on the page."""
+    sign_in(page, stack, "analyst@beta-bio.example")
+    go(page, stack, "workspace", "SQL workspace")
+    run_query(page, sql)
+    page.get_by_text(notice).wait_for()
+    labels = _grid_toolbar_labels(page)
+    Shots(f"download-ban-{shot}")(page, "grid-toolbars")
+    return labels
+
+
 def test_row_level_tier_without_download_offers_no_download_anywhere(stack, browser):
     _grant(stack, "beta-bio", "row-level")  # eunomia row-level: download none
-    shots = Shots("download-ban")
     page = new_page(browser)
     try:
-        sign_in(page, stack, "analyst@beta-bio.example")
-        go(page, stack, "workspace", "SQL workspace")
-        run_query(page, ROW_LEVEL_QUERY)
-        page.get_by_text("Your tier does not allow downloading results.").wait_for()
-        labels = _grid_toolbar_labels(page)
-        shots(page, "row-level-grid-toolbar")
+        labels = _result_toolbars(page, stack, ROW_LEVEL_QUERY,
+                                  "Your tier does not allow downloading results.", "row-level")
         assert "Search" in labels  # the grid's toolbar is shown ...
         assert not [lb for lb in labels if "download" in lb.lower()], labels  # ... without CSV
         assert page.get_by_role("button", name="Download CSV").count() == 0
@@ -68,17 +75,12 @@ def test_aggregate_tier_downloads_only_through_the_audited_button(stack, browser
     from portal.services.context import Context
 
     _grant(stack, "beta-bio", "aggregate")  # eunomia aggregate: aggregate downloads
-    shots = Shots("download-ban")
     page = new_page(browser)
     ctx = Context.open(stack.settings)
     try:
         before = len(audit.list_events(ctx.conn, action="query.download"))
-        sign_in(page, stack, "analyst@beta-bio.example")
-        go(page, stack, "workspace", "SQL workspace")
-        run_query(page, AGGREGATE_QUERY)
-        page.get_by_text("counts and sums are rounded").wait_for()
-        labels = _grid_toolbar_labels(page)
-        shots(page, "aggregate-grid-toolbar")
+        labels = _result_toolbars(page, stack, AGGREGATE_QUERY, "counts and sums are rounded",
+                                  "aggregate")
         assert not [lb for lb in labels if "download" in lb.lower()], labels
         with page.expect_download() as download:
             page.get_by_role("button", name="Download CSV").click()
