@@ -38,7 +38,9 @@ def _prepare(home: Path):
     demo.seed_people(ctx)
     build_release(settings, ctx.conn, "eunomia", actor="system")
     staff = principal_for_email(ctx.conn, "staff@platform.example")
-    access.grant_access(ctx, staff, "gamma-ai", "eunomia", "row-level", 30)
+    access.grant_access(ctx, staff, "gamma-ai", "eunomia", "row-level", 30,
+                        purpose="Benchmark grant: measuring page times of the portal under a "
+                                "row-level grant of the demo dataset.", terms_agreed=True)
     return settings, ctx
 
 

@@ -9,10 +9,10 @@ import streamlit as st
 
 from portal.errors import PortalError
 from portal.identity import Principal
-from portal.services import admin, query
+from portal.services import query
 from portal.services.context import Context
 from portal.ui import editor, results
-from portal.ui.csvexport import to_csv, to_parquet
+from portal.ui.csvexport import result_download, to_csv, to_parquet
 from portal.ui.errors import show_error
 from portal.ui.text import md_escape
 
@@ -97,8 +97,13 @@ def show_result(ctx: Context, me: Principal, dataset_id: str, sql: str,
                f"{result.duration_ms:.0f} ms · query {result.query_id[:12]}")
     frame = pd.DataFrame(rows, columns=columns)
     helps = results.column_help(columns, described or {})
-    st.dataframe(frame, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.Column(c, help=h) for c, h in helps.items()})
+    if st.get_option("client.disableDataExport"):
+        st.dataframe(frame, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.Column(c, help=h)
+                                    for c, h in helps.items()})
+    else:  # the grid's own toolbar would offer a CSV download: show a grid without one
+        with st.container(height=420):
+            st.table(frame)
     quick_chart(rows)
     exports(ctx, me, dataset_id, result, columns, rows)
 
@@ -106,21 +111,22 @@ def show_result(ctx: Context, me: Principal, dataset_id: str, sql: str,
 def exports(ctx: Context, me: Principal, dataset_id: str, result: Any, columns: list[str],
             rows: list[dict]) -> None:
     """CSV and Parquet downloads, only where the tier's download rule allows this result; each
-    click is audited (format, rows)."""
+    click re-checks the grant and the rule and is audited (format, rows) before the file is
+    made (:func:`portal.ui.csvexport.result_download`)."""
     if not query.can_download(ctx, me, dataset_id, result):
         st.caption("Your tier does not allow downloading results.")
         return
     name = f"{dataset_id}-{result.query_id}"
     cols = st.columns(2)
-    cols[0].download_button("Download CSV", to_csv(columns, rows), file_name=f"{name}.csv",
-                            mime="text/csv", key="ws_download", on_click=admin.record_download,
-                            args=(ctx, me, dataset_id, result.query_id, len(rows)),
-                            kwargs={"fmt": "csv"})
-    cols[1].download_button("Download Parquet", lambda: to_parquet(columns, rows),
-                            file_name=f"{name}.parquet", mime="application/vnd.apache.parquet",
-                            key="ws_download_parquet", on_click=admin.record_download,
-                            args=(ctx, me, dataset_id, result.query_id, len(rows)),
-                            kwargs={"fmt": "parquet"})
+    for col, fmt, label, mime, make in (
+            (cols[0], "csv", "Download CSV", "text/csv", lambda: to_csv(columns, rows)),
+            (cols[1], "parquet", "Download Parquet", "application/vnd.apache.parquet",
+             lambda: to_parquet(columns, rows))):
+        col.download_button(label, result_download(ctx.settings, me, dataset_id, result, fmt,
+                                                   make),
+                            file_name=f"{name}.{fmt}", mime=mime,
+                            key="ws_download" if fmt == "csv" else "ws_download_parquet",
+                            on_click="ignore")
 
 
 def quick_chart(rows: list[dict]) -> None:

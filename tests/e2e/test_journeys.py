@@ -171,11 +171,13 @@ def test_aggregate_download_is_offered_and_audited(stack, browser):
     from portal.identity import principal_for_email
     from portal.services import access
     from portal.services.context import Context
+    from tests.factories_access import DIRECT_GRANT
 
     ctx = Context.open(stack.settings)
     try:
         staff = principal_for_email(ctx.conn, "staff@platform.example")
-        access.grant_access(ctx, staff, "acme-health", "eunomia", "aggregate", 30)
+        access.grant_access(ctx, staff, "acme-health", "eunomia", "aggregate", 30,
+                            **DIRECT_GRANT)
         shots = Shots("aggregate-download")
         page = new_page(browser)
         sign_in(page, stack, "analyst@acme-health.example")
