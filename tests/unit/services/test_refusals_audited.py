@@ -40,7 +40,7 @@ HELPERS = {
     "demo": {"seed_people", "seed"},
     "policies": {"policies", "current_releases", "check_policies", "dataset_policy",
                  "resolved_tier"},
-    "query": {"check_budget", "budget_use", "can_download", "extract_for"},
+    "query": {"check_budget", "budget_use", "can_download", "extract_for", "privacy_budget"},
     "sandbox": {"tasks", "get_task", "task_summary", "clean_model_card", "verify_report",
                 "process_queue"},
     "tokens": {"authenticate", "check_scope", "known_datasets", "owner_of", "token_hash",
@@ -147,6 +147,8 @@ REFUSALS = {
         query.prune_extracts(c, m)),
     ("query", "query_budget"): ("query.budget", lambda c, m, s, run, tmp:
         query.query_budget(c, m, "eunomia")),
+    ("query", "preview_query"): ("query.preview", lambda c, m, s, run, tmp:
+        query.preview_query(c, m, "eunomia", "SELECT count(*) FROM person")),
     ("tokens", "create_token"): ("token.create", lambda c, m, s, run, tmp:
         tokens.create_token(c, s, "ci", ["eunomia"], ["query:run"])),
     ("tokens", "list_tokens"): ("token.list", lambda c, m, s, run, tmp:
