@@ -107,6 +107,8 @@ class DpPlan:
     sigmas: dict[str, float] = field(default_factory=dict)
     selection: tuple[float, int] | None = None
     personal: bool = True
+    order: list[tuple[int, bool]] = field(default_factory=list)  # (output, descending)
+    limit: tuple[int, int] | None = None  # (limit, offset), applied to the noisy rows
 
     def canonical(self, resolved: ResolvedTier) -> str:
         """The ledger key: the same verified rewrite, on the same extract, with the same DP
@@ -131,8 +133,8 @@ def plan_dp(pre: Preflight, resolved: ResolvedTier, release: Any) -> DpPlan | No
         return None
     settings = resolved.settings.dp
     assert settings is not None
-    if node.get("having") is not None or node.get("modifiers"):
-        raise _refuse("HAVING, ORDER BY and LIMIT are not available.")
+    if node.get("having") is not None:
+        raise _refuse("HAVING is not available (it would filter on exact values).")
     persons = disclosure._person_aliases(node["from_table"], resolved)
     aliases = from_aliases(node["from_table"])
     resolver = ColumnResolver(resolved, release, aliases)
@@ -163,12 +165,13 @@ def plan_dp(pre: Preflight, resolved: ResolvedTier, release: Any) -> DpPlan | No
                 values[index] = (arg, ValueColumn(tuple(bounds)))
         outputs.append(Output(name, kind, index, digits))
     _check_groups(node, keys)
+    order, limit = _ordering(node, outputs)
     plan = DpPlan(sql="", outputs=outputs, key_count=len(keys),
                   values=[v for _, v in values], measures=[], settings=settings,
                   rho=settings.rho_per_query, delta=0.0,
                   l0=settings.max_groups_per_person if keys else 1,
                   public_keys=_public_keys(keys, resolver, resolved.settings.max_rows),
-                  personal=bool(persons))
+                  personal=bool(persons), order=order, limit=limit)
     plan.measures = _measures(plan)
     if persons:
         _noise_parameters(plan)
@@ -246,6 +249,54 @@ def _aggregate(item: dict[str, Any], person_columns: set[str]
     if name in ("avg", "mean"):
         return "avg", digits, args[0]
     raise _refuse(f"The aggregate {name}() is not available with differential privacy.")
+
+
+def _ordering(node: dict[str, Any], outputs: list[Output]
+              ) -> tuple[list[tuple[int, bool]], tuple[int, int] | None]:
+    """ORDER BY and LIMIT, applied by the portal to the released (noisy) rows: ORDER BY names
+    output columns (by position, alias or the same expression); LIMIT and OFFSET are
+    constants."""
+    selected = [json.dumps(_strip(dict(item, alias="")), sort_keys=True)
+                for item in node["select_list"]]
+    names = [o.name.lower() for o in outputs]
+    order: list[tuple[int, bool]] = []
+    limit = None
+    for modifier in node.get("modifiers", []):
+        if modifier.get("type") == "ORDER_MODIFIER":
+            for entry in modifier.get("orders", []):
+                order.append((_output_index(entry["expression"], selected, names),
+                              entry.get("type") == "DESCENDING"))
+        elif modifier.get("type") == "LIMIT_MODIFIER":
+            limit = (_constant(modifier.get("limit"), None), _constant(modifier.get("offset"), 0))
+        else:
+            raise _refuse("DISTINCT is not available; use GROUP BY.")
+    return order, limit
+
+
+def _constant(expression: dict[str, Any] | None, default: int | None) -> int:
+    if expression is None:
+        return default if default is not None else 2**62
+    try:
+        value = int(str(expression["literal"]["text"]))
+    except (KeyError, TypeError, ValueError):
+        raise _refuse("LIMIT and OFFSET must be whole numbers.") from None
+    if value < 0:
+        raise _refuse("LIMIT and OFFSET must be whole numbers.")
+    return value
+
+
+def _output_index(expression: dict[str, Any], selected: list[str], names: list[str]) -> int:
+    if expression.get("class") == "CONSTANT":
+        position = _constant(expression, 0)
+        if 1 <= position <= len(selected):
+            return position - 1
+    if expression.get("class") == "COLUMN_REF" and len(expression["column_names"]) == 1 and \
+            str(expression["column_names"][0]).lower() in names:
+        return names.index(str(expression["column_names"][0]).lower())
+    signature = json.dumps(_strip(dict(expression, alias="")), sort_keys=True)
+    if signature in selected:
+        return selected.index(signature)
+    raise _refuse("ORDER BY may name only selected columns (the released rows are sorted).")
 
 
 def _check_groups(node: dict[str, Any], keys: list[dict[str, Any]]) -> None:

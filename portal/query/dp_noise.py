@@ -131,6 +131,7 @@ def release(plan: DpPlan, exact_rows: list[tuple[Any, ...]], max_rows: int) -> D
         row, width = _row(plan, groups[i], {a: v[i] for a, v in noisy.items()})
         rows.append(row)
         widths.append(width)
+    rows, widths = _order(plan, rows, widths)
     truncated = len(rows) > max_rows
     return DpAnswer([o.name for o in plan.outputs], rows[:max_rows], widths[:max_rows],
                     truncated, len(groups))
@@ -149,6 +150,18 @@ def _select(plan: DpPlan, exact: dict[tuple[Any, ...], tuple[int, ...]],
     released = mechanism({name: exact[k][column] for name, k in by_name.items()})
     groups = [by_name[name] for name in released]
     return groups, [int(released[name]) for name in released]
+
+
+def _order(plan: DpPlan, rows: list[list[Any]], widths: list[list[float | None]]
+           ) -> tuple[list[list[Any]], list[list[float | None]]]:
+    """The user's ORDER BY and LIMIT, on released values only (post-processing)."""
+    pairs = list(zip(rows, widths, strict=True))
+    for column, descending in reversed(plan.order):
+        pairs.sort(key=lambda p: _sort_key((p[0][column],)), reverse=descending)
+    if plan.limit is not None:
+        count, offset = plan.limit
+        pairs = pairs[offset:offset + count]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def _sort_key(group: tuple[Any, ...]) -> tuple[Any, ...]:
