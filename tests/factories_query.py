@@ -90,13 +90,22 @@ DP_LINES = ("    disclosure: dp\n    dp: {rho_per_query: 0.5, budget_rho: 5.0, d
 SUPPRESSION = {DP_LINES: ""}
 
 
+def _yaml_number(value: float) -> str:
+    """YAML 1.1 reads 1e-06 as text: write exponents with a decimal point."""
+    text = repr(value)
+    if "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{int(exponent)}"
+    return text
+
+
 def dp_tier(budget_rho: float = 5.0, time_bucket: float = 0.0, **options) -> dict[str, str]:
     """Replacements giving the bundled aggregate tier other DP parameters (by default no time
     padding, so tests run fast; tests of the padding set it)."""
     settings = {"rho_per_query": 0.5, "budget_rho": budget_rho, "delta": 1.0e-6,
                 "max_rows_per_group": 1, "max_groups_per_person": 4,
                 "time_bucket_seconds": time_bucket, **options}
-    body = ", ".join(f"{k}: {v}" for k, v in settings.items())
+    body = ", ".join(f"{k}: {_yaml_number(v)}" for k, v in settings.items())
     return {DP_LINES: f"    disclosure: dp\n    dp: {{{body}}}\n"}
 
 
