@@ -20,6 +20,7 @@ lists its released columns (with ``transform``) and its dropped columns.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -86,6 +87,20 @@ def read_card(directory: Path) -> dict[str, Any]:
 
 def release_from_directory(dataset_id: str, version: str, directory: Path,
                            built_at: str) -> Release:
+    """The release in ``directory``. Release folders are written once, so the answer is cached
+    per card file (its inode and modification time are part of the key)."""
+    try:
+        info = (directory / "card.json").stat()
+    except OSError:
+        info = None
+    if info is None:
+        return _release(dataset_id, version, directory, built_at, None)
+    return _release(dataset_id, version, directory, built_at, (info.st_ino, info.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=256)
+def _release(dataset_id: str, version: str, directory: Path, built_at: str,
+             _stamp: tuple[int, int] | None) -> Release:
     card = read_card(directory)
     tables = {}
     for name, spec in card["tables"].items():

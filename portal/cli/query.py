@@ -48,6 +48,10 @@ def _sql_text(raw: str) -> str:
 
 
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
+    if args.sql is not None and not settings.query_allow_unisolated:
+        from portal import isolation
+
+        isolation.prefetch()  # the jail probe runs while the engine loads and the store opens
     from portal.identity import principal_for_email
     from portal.services.context import Context
 

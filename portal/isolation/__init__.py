@@ -22,8 +22,8 @@ from portal.isolation.launcher import (
     stop,
     verify,
 )
-from portal.isolation.probe import available, check, unavailable_reason
+from portal.isolation.probe import available, check, prefetch, unavailable_reason
 
 __all__ = ["WORKDIR", "Bind", "IsolationUnavailable", "Jail", "Launch", "Rlimits",
-           "available", "check", "jailed_pid", "launch", "python", "spawn", "stop",
+           "available", "check", "jailed_pid", "launch", "prefetch", "python", "spawn", "stop",
            "sweep_job_folders", "unavailable_reason", "verify"]

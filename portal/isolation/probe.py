@@ -8,6 +8,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 from portal.isolation import launcher
@@ -38,6 +40,8 @@ with open("written", "w") as fh:
 print(json.dumps(out))
 """
 _cache: dict[tuple, str | None] = {}
+_pending: dict[tuple, Future] = {}
+_lock = threading.Lock()
 
 
 def _key() -> tuple:
@@ -98,11 +102,47 @@ def _run_probe() -> str | None:
 
 def unavailable_reason() -> str | None:
     """Why jobs cannot be isolated here, or None when the probe shows full isolation. Probed
-    once per process and set of tools."""
+    once per process and set of tools (waiting for a probe that :func:`prefetch` started)."""
     key = _key()
-    if key not in _cache:
-        _cache[key] = _run_probe()
-    return _cache[key]
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+        pending = _pending.get(key)
+        if pending is None:
+            pending = _pending[key] = Future()
+            mine = True
+        else:
+            mine = False
+    if mine:
+        _probe_into(key, pending)
+    return pending.result()
+
+
+def prefetch() -> None:
+    """Start the probe now on a thread of its own, so that its jail runs while the caller does
+    other work (a command about to import the query engine and open the store); the first
+    :func:`unavailable_reason` waits for it. Nothing is skipped: the same probe, earlier."""
+    key = _key()
+    with _lock:
+        if key in _cache or key in _pending:
+            return
+        pending = _pending[key] = Future()
+    threading.Thread(target=_probe_into, args=(key, pending), daemon=True,
+                     name="portal-isolation-probe").start()
+
+
+def _probe_into(key: tuple, pending: Future) -> None:
+    try:
+        reason = _run_probe()
+    except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the answer
+        with _lock:
+            _pending.pop(key, None)
+        pending.set_exception(exc)
+        return
+    with _lock:
+        _cache[key] = reason
+        _pending.pop(key, None)
+    pending.set_result(reason)
 
 
 def check() -> None:

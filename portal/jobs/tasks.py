@@ -33,8 +33,9 @@ def validation_run(settings: Any, conn: Any, owner: str, *, run_id: int) -> int:
 
 
 def sweep(settings: Any, conn: Any, owner: str, **_: Any) -> int:
-    """Put runs of dead workers back in the queue (or fail them after their tries) and make
-    sure every queued validation run has a job waiting for it."""
+    """Put runs of dead workers back in the queue (or fail them after their tries), close the
+    queries of processes that died mid-query (audited), and make sure every queued validation
+    run has a job waiting for it."""
     from portal.store.db import engine_of
     from sandbox import store
 
@@ -43,6 +44,10 @@ def sweep(settings: Any, conn: Any, owner: str, **_: Any) -> int:
 
         engine_pg.retry_stalled_jobs(conn)
     store.requeue_expired(conn, owner)
+    from portal.services.context import Context
+    from portal.services.query import close_abandoned_runs
+
+    close_abandoned_runs(Context(settings=settings, conn=conn))  # queries of dead processes
     for run_id in store.queued_run_ids(conn, kinds=("validation",)):
         from portal import jobs
 

@@ -16,6 +16,7 @@ Rules (the table in ``access_policies/README.md`` is tested against this code):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -58,6 +59,10 @@ class ResolvedTier:
 
     def extract_key(self) -> str:
         """Content address of the extract: hash of release version + dataset + spec."""
+        return self._extract_key
+
+    @functools.cached_property
+    def _extract_key(self) -> str:  # the tier is frozen: computed once
         payload = json.dumps([self.release_version, self.dataset_id, self.spec_json()])
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 

@@ -34,6 +34,7 @@ class PolicySet(dict[str, DatasetPolicy]):
         super().__init__()
         self.sources: dict[str, tuple[str, Any]] = {}
         self.checked: set[tuple[str, str]] = set()  # (dataset, release) pairs already checked
+        self.resolved: dict[tuple[str, ...], Any] = {}  # tiers resolved against a release
 
     def where(self, dataset: str, *path: str | int) -> str:
         """``file:line`` for a key path inside a dataset's policy (best effort)."""

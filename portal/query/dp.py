@@ -473,4 +473,4 @@ def _measure_sql(plan: DpPlan, measure: Measure) -> str:
     low, high = column.bounds
     scaled = (f"round((least(greatest(TRY_CAST({v} AS DOUBLE), {low!r}), {high!r}) - "
               f"{column.mid!r}) / {column.step!r})")
-    return f"coalesce(sum(CAST({scaled} AS BIGINT)), 0)"
+    return f"CAST(coalesce(sum(CAST({scaled} AS BIGINT)), 0) AS BIGINT)"

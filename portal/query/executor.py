@@ -4,8 +4,6 @@ result → disclosure control. No store access here; the service records the aud
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import math
 import time
 import uuid
@@ -21,6 +19,7 @@ from portal.query.dp import DpPlan
 from portal.query.extracts import build_extract
 from portal.query.pool import WorkerPool
 from portal.query.preflight import Preflight, preflight
+from portal.query.worker import plain
 
 # DuckDB errors raised before any row is read: they name only query text and schema.
 SCHEMA_ERRORS = frozenset({"BinderException", "CatalogException", "ParserException"})
@@ -71,20 +70,9 @@ def new_query_id() -> str:
 
 
 def jsonable(value: Any) -> Any:
-    """A result value as plain JSON-friendly Python (dates as ISO text, decimals as floats)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    return str(value)
+    """A result value as plain JSON-friendly Python (see :func:`portal.query.worker.plain`:
+    workers already send values in this form; disclosure control keeps them so)."""
+    return plain(value)
 
 
 @dataclass

@@ -4,7 +4,7 @@ long-running Streamlit server alike.
 - One pool per process (:func:`get_pool`), created lazily, shut down at interpreter exit.
 - Each worker is started for one extract and sees only that file: it runs in a jail
   (:mod:`portal.isolation`: its own user, PID, IPC, network, UTS, cgroup and mount namespaces, a
-  read-only view of the interpreter, DuckDB, pyarrow, the worker program and the extract, an
+  read-only view of the interpreter, DuckDB, the worker program and the extract, an
   unprivileged uid of its own in the extract readers' group, no capabilities, a seccomp filter,
   rlimits). Idle workers are kept per extract; when all ``size`` slots are taken, the least
   recently used idle worker of another extract makes room.
@@ -50,7 +50,7 @@ MAX_QUERIES_PER_WORKER = 1000
 WORKER_PROGRAM = Path(worker_module.__file__).resolve()
 WORKER_IN_JAIL = "/opt/portal/sql_worker.py"
 EXTRACT_IN_JAIL = "/data/extract.duckdb"
-WORKER_PACKAGES = ("duckdb", "pyarrow")
+WORKER_PACKAGES = ("duckdb",)
 UID_BASE, UID_SPAN = 150_100, 10_000  # a uid per worker: RLIMIT_NPROC counts its own threads
 # Workers of every pool in this process take uids in turn from a random start, so that two
 # portal processes on one machine rarely share one.
@@ -159,14 +159,14 @@ class WorkerProcess:
         if not header.get("ok"):
             raise Rejected(header.get("code", "query_error"), header.get("message", ""),
                            kind=str(header.get("kind", "")))
-        import pyarrow as pa  # on first use, so that the CLI starts without it
-
-        table = pa.ipc.open_stream(self._read_frame(deadline)).read_all()
-        columns = list(table.column_names)
-        types = [str(t) for t in table.schema.types]
-        data = [table.column(i).to_pylist() for i in range(table.num_columns)]
-        rows = list(zip(*data, strict=True)) if data else [() for _ in range(table.num_rows)]
-        return WorkerResult(columns, types, rows)
+        body = json.loads(self._read_frame(deadline))
+        columns, types, rows = body["columns"], body["types"], body["rows"]
+        if not (isinstance(columns, list) and isinstance(types, list) and isinstance(rows, list)
+                and len(rows) == int(header.get("rows", -1))
+                and all(isinstance(r, list) and len(r) == len(columns) for r in rows)):
+            raise WorkerDied("malformed result frame")
+        return WorkerResult([str(c) for c in columns], [str(t) for t in types],
+                            [tuple(r) for r in rows])
 
 
 class WorkerPool:
@@ -310,8 +310,6 @@ class WorkerPool:
         ``query_resources_exceeded`` (the worker died), ``query_error`` (DuckDB refused the
         SQL), ``query_failed`` (the extract cannot be opened), ``server_busy``; and
         InternalError(code='isolation_unavailable') when workers cannot be jailed."""
-        import pyarrow as pa  # on first use, so that the CLI starts without it
-
         worker = self._borrow(str(path), wait_seconds=time_limit + 10)
         healthy = False
         request = {"sql": sql, "max_rows": max_rows, "time_limit": time_limit}
@@ -325,7 +323,7 @@ class WorkerPool:
         except TimeoutError:
             raise Rejected("query_timeout", f"The query ran longer than {time_limit:g} seconds "
                                             f"and was stopped.") from None
-        except (WorkerDied, ValueError, pa.ArrowException):
+        except (WorkerDied, ValueError, KeyError, TypeError):
             raise Rejected("query_resources_exceeded", "The query exceeded the memory or CPU "
                                                        "allowed and was stopped.") from None
         finally:

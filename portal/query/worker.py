@@ -2,12 +2,13 @@
 
 Started by :mod:`portal.query.pool` in a jail (:mod:`portal.isolation`) as
 ``python -I worker.py --memory-mb M --threads T --extract PATH``: the extract is the only data
-file it can see. It imports nothing from the portal (only DuckDB and pyarrow are in the jail).
+file it can see. It imports nothing from the portal (only DuckDB is in the jail).
 Before reading any request it limits its own address space (``RLIMIT_AS``), core dumps, file
 size and CPU time, and it opens the extract only with :func:`locked_config` (read-only, no
 external access, configuration locked, no temp folder, no extension loading). Requests and
-replies are length-prefixed frames on stdin/stdout: JSON for control, Arrow IPC for result rows
-(never pickle).
+replies are length-prefixed JSON frames on stdin/stdout (never pickle): the result rows travel
+as plain JSON values (:func:`plain`), so neither side needs pyarrow and a worker starts faster
+(docs/decisions/0012-integrity-and-speed.md).
 
 Each query gets its own cursor, a timer thread that interrupts it at the time limit, a per-query
 CPU soft limit, and a result bounded to ``max_rows + 1`` rows by a LIMIT pushed into the plan.
@@ -18,6 +19,8 @@ Security property 2 (docs/security-properties.md).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import decimal
 import json
 import os
 import re
@@ -49,6 +52,25 @@ def locked_config(memory_mb: int, threads: int) -> dict[str, Any]:
         "memory_limit": f"{max(64, memory_mb)}MB",
         "lock_configuration": True,
     }
+
+
+def plain(value: Any) -> Any:
+    """A DuckDB value as plain JSON: numbers, text, booleans and null as they are, decimals as
+    floats, dates and times as ISO text, bytes as hex, lists and structs element by element,
+    anything else as its text. The one conversion of result values (the service uses it too)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    return str(value)
 
 
 def read_frame(stream: BinaryIO) -> bytes | None:
@@ -141,20 +163,18 @@ class Worker:
 
     def _execute(self, cursor: Any,
                  request: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
-        import pyarrow as pa
-
         relation = cursor.sql(request["sql"])
         if relation is None:
             raise self.duckdb.InvalidInputException("the statement returns no result")
-        table = relation.limit(int(request["max_rows"]) + 1).to_arrow_table()
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        body = sink.getvalue().to_pybytes()
+        limited = relation.limit(int(request["max_rows"]) + 1)  # pushed into the plan
+        columns, types = list(limited.columns), [str(t) for t in limited.types]
+        rows = [[plain(v) for v in row] for row in limited.fetchall()]
+        body = json.dumps({"columns": columns, "types": types, "rows": rows},
+                          ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         if len(body) > MAX_FRAME:
             message = "The result is larger than 64 MB; select fewer or smaller values."
             return {"ok": False, "code": "result_too_large", "message": message}, None
-        return {"ok": True, "rows": table.num_rows}, body
+        return {"ok": True, "rows": len(rows)}, body
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,15 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--extract", required=True)
     args = parser.parse_args(argv)
-    # Arrow's default pool (mimalloc) reserves 1 GiB of address space at its first allocation,
-    # which would leave DuckDB too little under RLIMIT_AS; result frames are small, so the
-    # system allocator will do. Read when Arrow loads: set before DuckDB or pyarrow is imported.
-    os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames on the real stdout
-    worker = Worker(args.memory_mb, args.threads, args.extract)
-    import pyarrow  # noqa: F401  (import before the address-space limit bites)
-
+    worker = Worker(args.memory_mb, args.threads, args.extract)  # imports DuckDB
     _limit_self(args.memory_mb)
     write_frame(stdout, json.dumps({"ready": os.getpid()}).encode())
     while True:

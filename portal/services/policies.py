@@ -75,7 +75,14 @@ def resolved_tier(ctx: Context, dataset_id: str, tier: str) -> tuple[Release, Re
         raise NotFound("no_policy", f"Dataset {dataset_id!r} has no access policy.")
     release = current_release(ctx.conn, ctx.settings, dataset_id)
     _checked(loaded, dataset_id, release)
-    return release, resolve_tier(policy, tier, release)
+    # A resolution depends only on the loaded policy (a new PolicySet when a file changes)
+    # and the immutable release: it is kept with the policies, and the grant, the current
+    # release and the policy files are still re-read on every call.
+    key = (dataset_id, tier, release.version, str(release.directory), release.built_at)
+    resolved = loaded.resolved.get(key)
+    if resolved is None:
+        resolved = loaded.resolved[key] = resolve_tier(policy, tier, release)
+    return release, resolved
 
 
 def _checked(loaded: PolicySet, dataset_id: str, release: Release) -> None:
