@@ -44,7 +44,7 @@ ACTION = "query.run"
 __all__ = ["QueryResult", "run_query", "query_history", "save_query", "list_saved_queries",
            "delete_saved_query", "share_saved_query", "schema_for", "can_download",
            "extract_for", "query_budget", "close_abandoned_runs", "preview_query",
-           "privacy_budget"]
+           "privacy_budget", "privacy_status"]
 
 
 def _iso(moment: datetime) -> str:
@@ -219,6 +219,19 @@ def _run_dp(ctx: Context, grant: Grant, release: Any, resolved: ResolvedTier,
                                 executor.ledger_answer(result))
     result.privacy = dict(result.privacy or {}, **privacy_budget(ctx, grant, dp_settings))
     return result
+
+
+def privacy_status(ctx: Context, principal: Principal, dataset_id: str) -> dict[str, Any] | None:
+    """The team's privacy budget on ``dataset_id`` for display (see :func:`privacy_budget`),
+    or None when there is no active grant or its tier keeps no budget. A plain read for page
+    reruns: never raises, writes no audit event (like :func:`can_download`)."""
+    try:
+        grant = check_active_grant(ctx.conn, principal, dataset_id)
+        _, resolved = resolved_tier(ctx, dataset_id, grant.tier)
+    except PortalError:
+        return None
+    dp_settings = resolved.settings.dp
+    return privacy_budget(ctx, grant, dp_settings) if dp_settings else None
 
 
 def privacy_budget(ctx: Context, grant: Grant, dp_settings: DpSettings) -> dict[str, Any]:

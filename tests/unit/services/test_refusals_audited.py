@@ -42,7 +42,7 @@ HELPERS = {
     "policies": {"policies", "current_releases", "check_policies", "dataset_policy",
                  "resolved_tier"},
     "query": {"check_budget", "budget_use", "can_download", "extract_for",
-              "close_abandoned_runs", "privacy_budget"},
+              "close_abandoned_runs", "privacy_budget", "privacy_status"},
     "sandbox": {"tasks", "get_task", "task_summary", "clean_model_card", "verify_report",
                 "process_queue"},
     "workspace": set(),
