@@ -261,15 +261,29 @@ def _equijoin_refs(condition: dict[str, Any]) -> set[int]:
     return refs
 
 
+_helper_lock = threading.Lock()
+_helper: duckdb.DuckDBPyConnection | None = None
+
+
+def _sql_helper(statement: str, parameter: str) -> Any:
+    """Run one (de)serialisation statement on a shared in-memory connection (opening a
+    connection costs tens of milliseconds; a cursor per call is cheap)."""
+    global _helper
+    with _helper_lock:
+        if _helper is None:
+            _helper = duckdb.connect(":memory:", config={"enable_external_access": False,
+                                                         "lock_configuration": True})
+        cursor = _helper.cursor()
+    try:
+        return cursor.execute(statement, [parameter]).fetchone()[0]
+    finally:
+        cursor.close()
+
+
 def parse_node(sql: str) -> dict[str, Any]:
     """The SELECT node of trusted SQL text (for building rewrites). Raises InternalError when
     it does not parse: json_serialize_sql reports failures in its result, not by raising."""
-    con = duckdb.connect(":memory:")
-    try:
-        text = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]
-    finally:
-        con.close()
-    parsed = json.loads(text)
+    parsed = json.loads(_sql_helper("SELECT json_serialize_sql(?)", sql))
     if parsed.get("error"):
         raise InternalError()
     return parsed["statements"][0]["node"]
@@ -326,11 +340,7 @@ def _inner_agg(item: dict[str, Any]) -> dict[str, Any] | None:
 
 def _deserialize(node: dict[str, Any]) -> str:
     payload = json.dumps({"error": False, "statements": [{"node": node, "named_param_map": []}]})
-    con = duckdb.connect(":memory:")
-    try:
-        return con.execute("SELECT json_deserialize_sql(?::JSON)", [payload]).fetchone()[0]
-    finally:
-        con.close()
+    return _sql_helper("SELECT json_deserialize_sql(?::JSON)", payload)
 
 
 def apply(plan: AggregatePlan, rows: list[tuple[Any, ...]], min_persons: int,

@@ -25,6 +25,7 @@ The per-query cost ``rho_per_query`` is split equally among the measurements a q
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
@@ -197,8 +198,13 @@ def _deparse(expression: dict[str, Any]) -> str:
     return text.removeprefix("SELECT ").strip()
 
 
+@functools.lru_cache(maxsize=1)
+def _empty_select_json() -> str:
+    return json.dumps(disclosure.parse_node("SELECT 1"))
+
+
 def _empty_select() -> dict[str, Any]:
-    return disclosure.parse_node("SELECT 1")
+    return json.loads(_empty_select_json())
 
 
 def _equality_pairs(condition: dict[str, Any] | None) -> list[tuple[list[str], list[str]]]:
@@ -444,33 +450,47 @@ def _rewrite(node: dict[str, Any], keys: list[dict[str, Any]], values: list[dict
                 having=None, modifiers=[])
     inner = disclosure._deserialize(base)
     key_list = ", ".join(f"{_P}k{i}" for i in range(len(keys)))
+    by_person = f"{_P}pid" + (f", {key_list}" if keys else "")
+    # 1. one row per (person, group): each person's contribution, bounded to k rows' worth
+    k = plan.settings.max_rows_per_group
+    contributions = [f"{_P}pid"] + [f"{_P}k{i}" for i in range(len(keys))]
+    contributions.append(f"least(count(*), {k}) AS {_P}r")
+    for j in range(len(values)):
+        contributions.append(f"least(count({_P}v{j}), {k}) AS {_P}c{j}")
+        if plan.values[j].bounds is not None:
+            contributions.append(f"CAST(round(least(count({_P}v{j}), {k}) * "
+                                 f"coalesce(avg({_quantised(plan, j)}), 0)) AS BIGINT) "
+                                 f"AS {_P}s{j}")
+    per_person = (f"SELECT {', '.join(contributions)} FROM ({inner}) {_P}b "
+                  f"GROUP BY {by_person}")
+    # 2. each person in at most l0 groups (chosen by a hash of the keys: data-independent)
+    if keys:
+        per_person = (f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {_P}pid "
+                      f"ORDER BY hash({key_list}), {key_list}) AS {_P}gr FROM ({per_person}) "
+                      f"{_P}p) {_P}q WHERE {_P}gr <= {plan.l0}")
+    # 3. the exact bounded aggregates per group
     columns = [f"{_P}k{i}" for i in range(len(keys))]
     for measure in plan.measures:
-        columns.append(f"{_measure_sql(plan, measure)} AS {measure.alias}")
-    partition = f"{_P}pid" + (f", {key_list}" if keys else "")
-    bounded = f"row_number() OVER (PARTITION BY {partition}) AS {_P}rn"
-    keep = f"{_P}rn <= {plan.settings.max_rows_per_group}"
-    if keys:
-        bounded += (f", dense_rank() OVER (PARTITION BY {_P}pid ORDER BY hash({key_list}), "
-                    f"{key_list}) AS {_P}gr")
-        keep += f" AND {_P}gr <= {plan.l0}"
-    sql = (f"SELECT {', '.join(columns)} FROM (SELECT *, {bounded} FROM ({inner}) {_P}b) "
-           f"{_P}t WHERE {keep}")
+        columns.append(f"{_measure_sql(measure)} AS {measure.alias}")
+    sql = f"SELECT {', '.join(columns)} FROM ({per_person}) {_P}t"
     if keys:
         sql += f" GROUP BY {key_list}"
     return sql
 
 
-def _measure_sql(plan: DpPlan, measure: Measure) -> str:
-    if measure.kind == "rows":
-        return "count(*)"
-    if measure.kind == "persons":
-        return f"count(DISTINCT {_P}pid)"
-    v = f"{_P}v{measure.value}"
-    if measure.kind == "count":
-        return f"count({v})"
-    column = plan.values[measure.value]
+def _quantised(plan: DpPlan, j: int) -> str:
+    """Value ``j`` clipped to its bounds, centred and in quantisation steps (an integer in
+    [-2^QUANTUM_BITS, 2^QUANTUM_BITS])."""
+    column = plan.values[j]
     low, high = column.bounds
-    scaled = (f"round((least(greatest(TRY_CAST({v} AS DOUBLE), {low!r}), {high!r}) - "
-              f"{column.mid!r}) / {column.step!r})")
-    return f"CAST(coalesce(sum(CAST({scaled} AS BIGINT)), 0) AS BIGINT)"
+    return (f"round((least(greatest(TRY_CAST({_P}v{j} AS DOUBLE), {low!r}), {high!r}) - "
+            f"{column.mid!r}) / {column.step!r})")
+
+
+def _measure_sql(measure: Measure) -> str:
+    if measure.kind == "rows":
+        return f"CAST(coalesce(sum({_P}r), 0) AS BIGINT)"
+    if measure.kind == "persons":
+        return f"count({_P}pid)"
+    column = "c" if measure.kind == "count" else "s"
+    return f"CAST(coalesce(sum({_P}{column}{measure.value}), 0) AS BIGINT)"

@@ -12,7 +12,8 @@ against the planned share of ρ before it runs.
 Released values are post-processing of the noisy measurements: ``sum = noisy centred sum +
 midpoint × noisy count``, ``avg = midpoint + noisy centred sum / noisy count`` (clamped to the
 bounds), counts clamped at 0. Each value carries its 95% half-width from the noise alone
-(``1.96 σ``; for averages by the delta method), not from clipping or contribution bounding.
+(``⌈1.96 σ⌉`` for counts, whose noise is an integer; ``1.96 σ`` for sums; for averages by the
+delta method), not from clipping or contribution bounding.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ def opendp() -> Any:
             dp.enable_features("contrib")
             _ready = True
     return dp
+
+
+def count_half_width(sigma: float) -> int:
+    """The 95% half-width of a count's discrete Gaussian noise: a whole number, rounded up
+    (|noise| <= ceil(1.96 σ) holds with probability at least 95%; floor would not)."""
+    return math.ceil(Z95 * sigma - 1e-9)
 
 
 def gaussian_sigma(l2_sensitivity: float, rho: float) -> float:
@@ -186,11 +193,11 @@ def _estimate(plan: DpPlan, out: Output, group: tuple[Any, ...],
         return group[out.index], None
     if out.kind in ("rows", "persons"):
         alias = Measure(out.kind).alias
-        return max(0, noisy[alias]), Z95 * plan.sigmas[alias]
+        return max(0, noisy[alias]), count_half_width(plan.sigmas[alias])
     count_alias = Measure("count", out.index).alias
     count, count_sigma = noisy[count_alias], plan.sigmas[count_alias]
     if out.kind == "count":
-        return max(0, count), Z95 * count_sigma
+        return max(0, count), count_half_width(count_sigma)
     column = plan.values[out.index]
     sum_alias = Measure("sum", out.index).alias
     centred = noisy[sum_alias] * column.step
@@ -220,7 +227,7 @@ def expected_half_widths(plan: DpPlan, persons: int | None = None) -> list[dict[
             alias = (Measure(out.kind).alias if out.kind != "count"
                      else Measure("count", out.index).alias)
             result.append({"column": out.name, "kind": out.kind,
-                           "half_width": Z95 * plan.sigmas[alias]})
+                           "half_width": count_half_width(plan.sigmas[alias])})
             continue
         column = plan.values[out.index]
         sum_sigma = plan.sigmas[Measure("sum", out.index).alias] * column.step

@@ -131,7 +131,7 @@ def test_workspace_shows_cost_and_precision_before_running(released):
     at.button(key="dp_check").click().run()
     assert not at.error and "costs ρ 0.5 (10 queries left)" in texts(at)
     precision = next(d.value for d in at.dataframe if "± (95%)" in d.value.columns)
-    assert list(precision["± (95%)"]) == [1.96]  # ρ 0.5 on one count of persons: σ = 1
+    assert list(precision["± (95%)"]) == [2]  # ρ 0.5 on one count of persons: σ = 1
     assert query.query_history(released, _founder(released)) == []  # nothing ran
 
 

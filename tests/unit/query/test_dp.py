@@ -143,8 +143,10 @@ def test_noise_is_a_discrete_gaussian_with_the_planned_spread():
     variance = sum((x - mean) ** 2 for x in sample) / (len(sample) - 1)
     assert abs(mean) < 0.15  # 7 standard errors
     assert variance == pytest.approx(sigma ** 2, rel=0.05)
-    inside = sum(abs(x) <= dp_noise.Z95 * sigma for x in sample) / len(sample)
-    assert 0.94 < inside < 0.96
+    # integer noise: the half-width is rounded up, |x| <= 8 at σ 4 (about 96.6%)
+    inside = sum(abs(x) <= dp_noise.count_half_width(sigma) for x in sample) / len(sample)
+    assert dp_noise.count_half_width(sigma) == 8
+    assert 0.95 < inside < 0.98
     assert all(isinstance(x, int) for x in sample[:100])  # integers: OpenDP's exact sampler
 
 
@@ -178,5 +180,5 @@ def test_partition_selection_hides_small_groups_and_releases_large_ones():
 
 def test_ungrouped_counts_over_1000_persons_are_within_1_percent():
     result = plan("SELECT count(DISTINCT person_id) FROM person")
-    assert dp_noise.Z95 * result.sigmas["__dp_persons"] < 0.01 * 1000
+    assert dp_noise.count_half_width(result.sigmas["__dp_persons"]) < 0.01 * 1000
     assert math.isclose(result.sigmas["__dp_persons"], 1.0, rel_tol=1e-3)  # ρ 0.5, Δ 1
