@@ -176,6 +176,20 @@ def test_cli_query_json_contract(omop, capsys):
     assert "/etc" not in out["error"]["message"]
 
 
+def test_cli_prints_dp_estimates_with_their_half_widths(omop, capsys):
+    make_analyst(omop, team="beta-bio", tier="aggregate")
+    env = {"PORTAL_HOME": str(omop.settings.home)}
+    sql = "SELECT gender_concept_id, count(DISTINCT person_id) AS n FROM person GROUP BY 1"
+    assert main(["query", "--user", "analyst@beta-bio.example", "--dataset", "eunomia",
+                 "--sql", sql, "--format", "csv"], env) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "gender_concept_id,n,n ± (95%)"
+    assert [line.split(",")[0] for line in lines[1:]] == ["8507", "8532"]
+    assert main(["query", "--user", "analyst@beta-bio.example", "--dataset", "eunomia",
+                 "--sql", sql], env) == 0  # the same query again: replayed
+    assert "differentially private" in capsys.readouterr().out
+
+
 def test_cli_query_table_and_csv_formats(omop, capsys):
     make_analyst(omop)
     env = {"PORTAL_HOME": str(omop.settings.home)}
