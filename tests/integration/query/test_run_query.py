@@ -15,6 +15,7 @@ from portal.services import query as q
 from portal.services.context import Context
 from tests.factories_query import (
     SUPPRESSION,
+    dp_tier,
     make_analyst,
     make_omop_release,
     settings_with_policies,
@@ -174,6 +175,34 @@ def test_cli_query_json_contract(omop, capsys):
     assert code == 2
     assert out["error"]["code"] == "statement_not_allowed"
     assert "/etc" not in out["error"]["message"]
+
+
+def test_dp_budget_exhaustion_is_refused_audited_and_replays_still_answer(omop, tmp_path):
+    ctx = Context(settings_with_policies(omop.settings, tmp_path / "p", dp_tier(budget_rho=1.0)),
+                  omop.conn)
+    analyst = make_analyst(ctx, team="beta-bio", tier="aggregate")
+    colleague = make_analyst(ctx, team="beta-bio", tier=None, email="cto@beta-bio.example")
+    first = q.run_query(ctx, analyst, "eunomia", "SELECT count(DISTINCT person_id) FROM person")
+    q.run_query(ctx, colleague, "eunomia", "SELECT count(*) FROM person")  # the team's budget
+    with pytest.raises(QuotaExceeded) as info:
+        q.run_query(ctx, analyst, "eunomia", "SELECT count(*) FROM condition_occurrence")
+    assert info.value.code == "privacy_budget_exhausted"
+    event = events(ctx)[0]
+    assert (event.decision, event.reason) == ("denied", "privacy_budget_exhausted")
+    again = q.run_query(ctx, colleague, "eunomia",  # identical up to spacing and case
+                        "select count(DISTINCT person_id)   from person")
+    assert again.rows == first.rows and again.privacy["cached"] is True
+    assert again.privacy["spent_rho"] == 1.0 and again.privacy["queries_left"] == 0
+    assert q.query_budget(ctx, analyst, "eunomia")["privacy"]["left_rho"] == 0.0
+
+
+def test_dp_schema_errors_are_shown_and_not_charged(omop, tmp_path):
+    ctx = Context(settings_with_policies(omop.settings, tmp_path / "p", dp_tier()), omop.conn)
+    analyst = make_analyst(ctx, team="beta-bio", tier="aggregate")
+    with pytest.raises(Rejected) as info:
+        q.run_query(ctx, analyst, "eunomia", "SELECT count(shoe_size) FROM person")
+    assert info.value.code == "schema_error" and "shoe_size" in info.value.message
+    assert q.query_budget(ctx, analyst, "eunomia")["privacy"]["spent_rho"] == 0.0
 
 
 def test_cli_prints_dp_estimates_with_their_half_widths(omop, capsys):

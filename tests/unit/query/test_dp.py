@@ -182,3 +182,11 @@ def test_ungrouped_counts_over_1000_persons_are_within_1_percent():
     result = plan("SELECT count(DISTINCT person_id) FROM person")
     assert dp_noise.count_half_width(result.sigmas["__dp_persons"]) < 0.01 * 1000
     assert math.isclose(result.sigmas["__dp_persons"], 1.0, rel_tol=1e-3)  # ρ 0.5, Δ 1
+
+
+def test_order_by_and_limit_apply_to_the_released_rows():
+    result = plan("SELECT gender_concept_id, count(DISTINCT person_id) AS n FROM person "
+                  "GROUP BY 1 ORDER BY n DESC LIMIT 1")
+    assert result.order == [(1, True)] and result.limit == (1, 0)
+    answer = dp_noise.release(result, [(8507, 10), (8532, 1000)], max_rows=100)
+    assert [row[0] for row in answer.rows] == [8532]
