@@ -92,7 +92,7 @@ def show_result(ctx: Context, me: Principal, dataset_id: str, sql: str,
     for level, sentence in results.notices(result):
         getattr(st, level)(sentence)
     rows = results.with_text_ids(results.display_rows(result))
-    columns = results.unique_columns(list(result.columns))
+    columns = results.display_columns(result)
     st.caption(f"{result.row_count} rows · tier {md_escape(result.tier)} · "
                f"{result.duration_ms:.0f} ms · query {result.query_id[:12]}")
     frame = pd.DataFrame(rows, columns=columns)

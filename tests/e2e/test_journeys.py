@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -183,11 +184,14 @@ def test_aggregate_download_is_offered_and_audited(stack, browser):
         sign_in(page, stack, "analyst@acme-health.example")
         go(page, stack, "workspace", "SQL workspace")
         run_query(page, "SELECT gender_concept_id, count(*) AS persons FROM person GROUP BY 1")
-        page.get_by_text("counts and sums are rounded").wait_for()
+        page.get_by_text("Differentially private: each estimate").wait_for()
+        page.get_by_text("Privacy budget: ρ 0.5 of 5 spent").wait_for()
         shots(page, "aggregate-result")
         with page.expect_download() as download:
             page.get_by_role("button", name="Download CSV").click()
         assert download.value.suggested_filename.startswith("eunomia-")
+        header = Path(download.value.path()).read_text(encoding="utf-8").splitlines()[0]
+        assert header.lstrip("\ufeff") == "gender_concept_id,persons,persons ± (95%)"
         wait_idle(page)
         events = audit.list_events(ctx.conn, action="query.download")
         assert events and events[0].actor == "analyst@acme-health.example"
