@@ -8,7 +8,7 @@ import json
 import sqlite3
 from typing import Any
 
-from portal import audit
+from portal import audit, authz
 from portal.identity import Principal
 from portal.services.attempts import use_case
 from portal.services.context import Context
@@ -22,7 +22,7 @@ def _sources(ctx: Context, principal: Principal, run_id: int
              ) -> tuple[sqlite3.Row, dict[str, Any], dict[str, Any]]:
     run = reportable_run(ctx, principal, run_id)
     card = task_summary(task_version(ctx.conn, run["task_id"], run["task_version"]))
-    return run, report_for(ctx, run, principal.is_staff), card
+    return run, report_for(ctx, run, authz.can_staff_or_operator(ctx.conn, principal)), card
 
 
 def _audit(ctx: Context, principal: Principal, action: str, run_id: int) -> None:

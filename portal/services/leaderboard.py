@@ -15,9 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from portal import audit
+from portal import audit, authz
 from portal.errors import Denied, NotFound
-from portal.identity import Principal, require_staff
+from portal.identity import Principal
 from portal.services.attempts import use_case
 from portal.services.context import Context
 from portal.services.sandbox import _display_name, _store_model_file, clean_model_card, get_task
@@ -56,8 +56,8 @@ def releases_with_results(conn: sqlite3.Connection, card: TaskCard) -> list[str]
     return [r["release_version"] for r in rows]
 
 
-def _shown(row: sqlite3.Row, principal: Principal) -> bool:
-    if principal.is_staff:
+def _shown(row: sqlite3.Row, principal: Principal, staff: bool) -> bool:
+    if staff:
         return True
     if not row["released_file"]:
         return False
@@ -79,8 +79,9 @@ def _compare(reports_dir: str, leader_file: str, entry_file: str) -> delong.Comp
                                          runner.read_components_at(folder, entry_file))
 
 
-def _entry(ctx: Context, row: sqlite3.Row, principal: Principal, metric: str) -> dict[str, Any]:
-    report = report_for(ctx, row, principal.is_staff)
+def _entry(ctx: Context, row: sqlite3.Row, principal: Principal, metric: str,
+           staff: bool) -> dict[str, Any]:
+    report = report_for(ctx, row, staff)
     primary = report["primary"]
     return {"run_id": int(row["id"]), "team": row["team"],
             "team_name": "Platform reference" if row["reference"] else (
@@ -88,9 +89,9 @@ def _entry(ctx: Context, row: sqlite3.Row, principal: Principal, metric: str) ->
             "model": f"{row['model_name']} {row['model_version']}",
             "metric": metric, "value": primary.get("value"), "lower": primary.get("lower"),
             "upper": primary.get("upper"), "reference": bool(row["reference"]),
-            "own": principal.is_member and row["team"] == principal.team,
+            "own": not staff and row["team"] == principal.team,
             "status": row["status"], "final": bool(row["final_report"]),
-            "source": primary.get("source", "exact" if principal.is_staff else "released"),
+            "source": primary.get("source", "exact" if staff else "released"),
             "components_file": row["components_file"],
             "created_at": row["created_at"]}
 
@@ -134,7 +135,8 @@ def leaderboard(ctx: Context, principal: Principal, task_id: str,
     ``comparison`` is the paired DeLong test of the entry's AUROC against the leader's (for
     members only whether it is distinguishable). Raises Denied for visitors without a role, NotFound
     for an unknown task or release."""
-    if not (principal.is_staff or principal.is_member):
+    staff = authz.can_staff_or_operator(ctx.conn, principal)
+    if not staff and not authz.can_member(ctx.conn, principal):
         raise Denied("not_a_member", "Sign in as a team member or staff to see leaderboards.")
     card = get_task(ctx, task_id)
     versions = releases_with_results(ctx.conn, card)
@@ -148,19 +150,20 @@ def leaderboard(ctx: Context, principal: Principal, task_id: str,
     if release_version is None:
         return board
     metric = card.primary_metric
-    rows = [r for r in _board_rows(ctx.conn, card, release_version) if _shown(r, principal)]
-    entries = [_entry(ctx, r, principal, metric) for r in rows]
+    rows = [r for r in _board_rows(ctx.conn, card, release_version)
+            if _shown(r, principal, staff)]
+    entries = [_entry(ctx, r, principal, metric, staff) for r in rows]
     bests = _bests(entries, metric)
     for e in entries:
         e["team_best"] = e["run_id"] in bests
-    public_or_own = [e for e in entries if e["team_best"] or e["own"] or principal.is_staff]
+    public_or_own = [e for e in entries if e["team_best"] or e["own"] or staff]
     ranked = sorted((e for e in public_or_own if e["value"] is not None),
                     key=lambda e: e["value"], reverse=metric not in LOWER_IS_BETTER)
     ranked += [e for e in public_or_own if e["value"] is None]
     leader = next((e for e in ranked if e["team_best"]), None)
     for rank, e in enumerate(ranked, start=1):
         e["rank"] = rank
-        e["comparison"] = _comparison(ctx, leader, e, exact=principal.is_staff)
+        e["comparison"] = _comparison(ctx, leader, e, exact=staff)
         e["statement"] = statement(e["comparison"], leader is not None and e is leader)
     for e in ranked:
         del e["components_file"]  # platform-only file names never leave this module
@@ -216,7 +219,7 @@ def publish_reference(ctx: Context, staff: Principal, task_id: str, model: bytes
     """Staff publish a reference model for a task: checked at intake like any model, queued
     for validation on the current release, shown on the board without review. Returns the
     run id. Raises Denied (staff only), NotFound, InvalidInput or InvalidUpload."""
-    require_staff(staff)
+    authz.check_staff(ctx.conn, staff)
     return _queue_reference(ctx, staff.actor, get_task(ctx, task_id), model, model_card)
 
 

@@ -7,13 +7,14 @@ import streamlit as st
 from portal.identity import Principal
 from portal.services import access, admin, query, sandbox
 from portal.services.context import Context
+from portal.ui import budget, widgets
 from portal.ui import runs as run_links
-from portal.ui import widgets
 
 
 def member_summary(ctx: Context, me: Principal, overview: dict) -> None:
     st.header("Active grants")
     widgets.grants_table(overview["grants"])
+    budget.home_gauges(ctx, me, overview["grants"])
     st.header("Open requests")
     widgets.requests_table(overview["open_requests"])
     recent_queries(ctx, me)
