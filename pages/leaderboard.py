@@ -26,10 +26,11 @@ if board["releases"][1:]:
     if chosen != board["release_version"]:
         board = or_stop(lambda: leaderboard.leaderboard(ctx, me, task_id, chosen))
 metric = board["metric"].upper()
+staff_view = board["staff_view"]
 st.caption(f"Task {board['task']} v{board['task_version']} · release "
            f"{board['release_version'] or '—'} · ranked by {metric} (95% CI) · "
            + ("staff view: every run with a report, exact figures"
-              if me.is_staff else "each team's released best, the platform reference and "
+              if staff_view else "each team's released best, the platform reference and "
                                   "your team's own runs"))
 if not board["entries"]:
     st.info("No results on this task yet.")
@@ -43,7 +44,7 @@ rows = [{"rank": e["rank"], "team": e["team_name"] + (" (yours)" if e["own"] els
              report_view.interval({"value": e["comparison"]["difference"],
                                    "lower": e["comparison"]["lower"],
                                    "upper": e["comparison"]["upper"]}),
-             "status": e["status"].replace("_", " ")} if me.is_staff else
+             "status": e["status"].replace("_", " ")} if staff_view else
             {"figure": "full report" if e["final"] else "Ladder"})}
         for e in board["entries"]]
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
@@ -53,6 +54,6 @@ st.markdown(f"**{len(same)}** entr{'y is' if len(same) == 1 else 'ies are'} not 
             f"distinguishable from the leader and **{len(distinct)}** "
             f"{'is' if len(distinct) == 1 else 'are'} (two-sided paired DeLong test of AUROC on "
             f"the same held-out cases, 5% level; no correction for multiple comparisons).")
-own = [e for e in board["entries"] if e["own"] or me.is_staff]
+own = [e for e in board["entries"] if e["own"] or staff_view]
 for entry in own[:10]:
     runs.link(entry["run_id"], f"Run {entry['run_id']}: {entry['team_name']} · {entry['model']}")

@@ -146,7 +146,7 @@ def leaderboard(ctx: Context, principal: Principal, task_id: str,
         raise NotFound("release_not_found", "There is no leaderboard for that release.")
     board = {"task": card.id, "task_version": card.version, "title": card.title,
              "metric": card.primary_metric, "release_version": release_version,
-             "releases": versions, "entries": [], "leader": None}
+             "releases": versions, "entries": [], "leader": None, "staff_view": staff}
     if release_version is None:
         return board
     metric = card.primary_metric
