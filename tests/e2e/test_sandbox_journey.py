@@ -1,7 +1,8 @@
 """In real Chromium: a team uploads a model built in the test; its run page shows the run
 queued and then, by itself (no reload, no Refresh button), finished and waiting for review;
-staff release it (through the use case the review page calls); the team sees the report with its plots, exports the CHAI model card, and
-finds the run on the task's leaderboard beside the platform's reference model."""
+staff release it (through the use case the review page calls); the team sees the report with
+its plots, exports the CHAI model card, and finds the run on the task's leaderboard beside the
+platform's reference model."""
 
 from __future__ import annotations
 
