@@ -1,14 +1,14 @@
-"""Audit: filter by actor, team, dataset, action, decision and time; export CSV; show whether
-the keyed chain verifies (new events on every visit, the whole chain on demand) and write a
-signed checkpoint."""
+"""Audit: filter by actor, team, dataset, action, decision and dates (pickers offering what the
+log holds); each event's details as readable fields; export CSV; show whether the keyed chain
+verifies (new events on every visit, the whole chain on demand) and write a signed checkpoint."""
 
 import datetime as dt
 
 import streamlit as st
 
-from portal import audit
-from portal.services import admin
-from portal.ui import widgets
+from portal.services import admin, catalog
+from portal.ui import audit_view, widgets
+from portal.ui.cache import cached
 from portal.ui.csvexport import to_csv
 from portal.ui.errors import or_stop
 from portal.ui.session import require_principal
@@ -25,26 +25,41 @@ if cols[1].button("Sign a checkpoint", key="audit_checkpoint",
     made = or_stop(lambda: admin.write_audit_checkpoint(ctx, me))["checkpoint"]
     widgets.flash(f"Checkpoint signed: {made['events']} events up to event {made['last_id']}.")
 
-cols = st.columns(3)
-actor = cols[0].text_input("Actor (e-mail)", key="audit_actor").strip() or None
-team = cols[1].text_input("Team", key="audit_team").strip() or None
-dataset = cols[2].text_input("Dataset", key="audit_dataset").strip() or None
-cols = st.columns(4)
-action = cols[0].text_input("Action (e.g. query.run)", key="audit_action").strip() or None
-decision = cols[1].selectbox("Decision", ["any", *audit.DECISIONS], key="audit_decision")
-since = cols[2].date_input("From", value=None, key="audit_since")
-until = cols[3].date_input("Until", value=None, key="audit_until")
+options = or_stop(lambda: admin.audit_filter_options(ctx, me))
+datasets = or_stop(lambda: cached(me, ("datasets",), 30, lambda: catalog.list_datasets(ctx, me)))
 
-filters = {"actor": actor, "team": team, "action": action,
-           "decision": None if decision == "any" else decision,
-           "since": since.isoformat() if since else None,
-           "until": (until + dt.timedelta(days=1)).isoformat() if until else None}
+
+def picker(column, label: str, choices: list, key: str):
+    return column.selectbox(label, choices, index=None, placeholder=f"Any {label.lower()}",
+                            key=key)
+
+
+cols = st.columns(3)
+actor = picker(cols[0], "Actor", options["actor"], "audit_actor")
+team = picker(cols[1], "Team", options["team"], "audit_team")
+dataset = picker(cols[2], "Dataset", [d["id"] for d in datasets], "audit_dataset")
+cols = st.columns(3)
+action = picker(cols[0], "Action", options["action"], "audit_action")
+decision = picker(cols[1], "Decision", options["decision"], "audit_decision")
+first = dt.date.fromisoformat(options["first"][:10]) if options["first"] else None
+dates = cols[2].date_input("Dates (from – until)", value=(), min_value=first,
+                           max_value=dt.date.today() + dt.timedelta(days=1),
+                           format="YYYY-MM-DD", key="audit_dates")
+since, until = audit_view.date_bounds(dates)
+
+filters = {"actor": actor, "team": team, "action": action, "decision": decision,
+           "since": since, "until": until}
 events = admin.audit_events(ctx, me, dataset=dataset, **filters)
 COLUMNS = ["id", "at", "actor", "team", "action", "target", "decision", "reason", "details"]
 rows = [e.to_dict() for e in events]
 st.caption(f"{len(rows)} events (newest first, at most 5,000).")
-st.dataframe([{c: (str(r[c]) if c == "details" else r[c]) for c in COLUMNS} for r in rows],
-             hide_index=True, width="stretch")
+st.dataframe(audit_view.grid_rows(rows), hide_index=True, width="stretch")
+if rows:
+    by_id = {r["id"]: r for r in rows}
+    chosen = st.selectbox("Event details", list(by_id), key="audit_event",
+                          format_func=lambda i: f"Event {i} · {by_id[i]['at']} · "
+                                                f"{by_id[i]['action']} · {by_id[i]['actor']}")
+    st.dataframe(audit_view.event_rows(by_id[chosen]), hide_index=True, width="stretch")
 st.download_button("Export CSV", to_csv(COLUMNS, rows), file_name="audit.csv",
                    mime="text/csv", key="audit_csv",
                    on_click=admin.record_audit_export,

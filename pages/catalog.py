@@ -34,6 +34,6 @@ tab_tables, tab_report, tab_tiers = st.tabs(["Tables and columns", "De-identific
 with tab_tables:
     sections.tables(card)
 with tab_report:
-    sections.report(card, catalog.report_summary(card["report"]) if card.get("report") else "")
+    sections.report(card)
 with tab_tiers:
     sections.tiers(policy)

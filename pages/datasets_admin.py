@@ -1,11 +1,13 @@
-"""Datasets (staff): releases and their de-identification reports; rebuild a release; rebuild
-extracts after a policy change."""
+"""Datasets (staff): releases and their de-identification reports (formatted sections, with the
+dev / held-out / suppressed split); rebuild a release and rebuild extracts after a policy
+change, each after an explicit confirmation."""
 
 import streamlit as st
 
 from portal.errors import PortalError
 from portal.services import admin, catalog
-from portal.ui import widgets
+from portal.ui import catalog as sections
+from portal.ui import confirm, widgets
 from portal.ui.errors import or_stop, show_error
 from portal.ui.session import require_principal
 from portal.ui.text import md_escape
@@ -29,11 +31,21 @@ if history:
 else:
     st.info("No release yet.")
 if card.get("report"):
-    with st.expander("Current release: de-identification report"):
-        st.text(catalog.report_summary(card["report"]))
+    with st.expander(f"Release {card['release']['version']}: de-identification report",
+                     expanded=True):
+        sections.split_table(card["report"])
+        sections.report_sections(card["report"])
 
+current = (card.get("release") or {}).get("version")
 left, right = st.columns(2)
-if left.button("Rebuild release", type="primary", key="admin_rebuild_release"):
+with left:
+    rebuild = confirm.button(
+        "Rebuild release", "admin_rebuild_release", dataset_id,
+        f"Build a new release of **{md_escape(dataset_id)}** from its source and make it "
+        "current?" + (f" Release {md_escape(current)} becomes superseded." if current else "")
+        + " A build that fails its checks publishes nothing.",
+        "Confirm: build and publish", type="primary")
+if rebuild:
     with st.status(f"Building a release of {md_escape(dataset_id)}…", expanded=True) as status:
         try:
             done = catalog.build_releases(ctx, me, [dataset_id],
@@ -44,8 +56,13 @@ if left.button("Rebuild release", type="primary", key="admin_rebuild_release"):
         else:
             status.update(label="Release built", state="complete")
             widgets.flash(f"Release {done[0]['version']} of {dataset_id} is now current.")
-if right.button("Rebuild extracts", key="admin_rebuild_extracts",
-                help="After an access-policy change: check policies, build each tier's extract"):
+with right:
+    extracts = confirm.button(
+        "Rebuild extracts", "admin_rebuild_extracts", dataset_id,
+        f"Check the access policies of **{md_escape(dataset_id)}** and build each tier's "
+        "governed extract from the current release?", "Confirm: rebuild extracts",
+        help="After an access-policy change: check policies, build each tier's extract")
+if extracts:
     try:
         built = admin.rebuild_extracts(ctx, me, dataset_id)
     except PortalError as exc:

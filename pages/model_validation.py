@@ -31,10 +31,18 @@ quota = sandbox.quota_status(ctx, me, card)
 
 st.subheader(card.title)
 st.text(card.question)
-c1, c2, c3 = st.columns(3)
+c1, c2, c3, c4, c5 = st.columns(5)
 c1.metric("Valid runs today", f"{quota['valid_runs_used']} / {quota['valid_runs_limit']}")
 c2.metric("Attempts today", f"{quota['attempts_used']} / {quota['attempts_limit']}")
 c3.metric("Dry runs today", f"{quota['dry_runs_used']} / {quota['dry_runs_limit']}")
+c4.metric("Final reports (this task version)",
+          f"{quota['final_reports_used']} / {quota['final_reports_limit']}")
+c5.metric(f"Ladder best ({quota['ladder_metric']})",
+          "—" if quota["ladder_best"] is None else f"{quota['ladder_best']:g}")
+st.caption("Each submission shows your team's Ladder figure: it changes only when a model beats "
+           "your best by the margin. A final submission shows the full report, with figures "
+           "rounded and small cells suppressed; the card allows "
+           f"{quota['final_reports_limit']} per task version.")
 st.caption(f"Dataset {card.dataset} (held-out partition) · task version {card.version} · "
            f"protocol {card.protocol_hash[:16]}… · input '{card.input.name}' float32 "
            f"[N, {card.width}] · primary metric {card.primary_metric} · "
@@ -54,6 +62,8 @@ with st.form("sb_upload"):
     version = st.text_input("Model version", value="1", key="sb_version")
     intended = st.text_area("Intended use", key="sb_intended")
     training = st.text_area("Training data (description)", key="sb_training")
+    final = st.checkbox("Final submission: the full report (uses one of your final reports)",
+                        key="sb_final")
     dry = st.form_submit_button("Dry run on the synthetic twin (no quota)")
     real = st.form_submit_button("Submit for validation", type="primary")
 if dry or real:
@@ -70,7 +80,8 @@ if dry or real:
             (st.success if result["status"] == "completed" else st.error)(
                 f"Dry run {result['id']}: {result['outcome'] or ''} {result['message'] or ''}")
         else:
-            run_id = sandbox.submit(ctx, me, task_id, upload, model_card, upload.name)
+            run_id = sandbox.submit(ctx, me, task_id, upload, model_card, upload.name,
+                                    final=final)
             widgets.flash(f"Run {run_id} queued. It appears in the history below.")
     except PortalError as exc:
         show_error(exc)
@@ -80,8 +91,9 @@ runs = sandbox.list_runs(ctx, me, task_id=task_id)
 if not runs:
     st.text("No runs yet for this task.")
 else:
-    frame = pd.DataFrame(runs)[["id", "kind", "status", "outcome", "model", "release_version",
-                                "primary_value", "created_at", "message", "review_reason"]]
+    frame = pd.DataFrame(runs)[["id", "kind", "final", "status", "outcome", "model",
+                                "release_version", "primary_value", "created_at", "message",
+                                "review_reason"]]
     st.dataframe(frame, hide_index=True, width="stretch")
     if any(r["status"] in ("queued", "running") for r in runs):
         st.info("A run is in progress; refresh to see its progress.", icon=":material/pending:")
@@ -91,21 +103,34 @@ reportable = [r["id"] for r in runs if r["report_available"]]
 if reportable:
     st.header("Report")
     run_id = st.selectbox("Run", reportable, key="sb_report_run")
-    report = or_stop(lambda: sandbox.report(ctx, me, run_id))
-    overall = report["metrics"]["overall"]
-    for message in report["metrics"]["messages"]:
-        st.warning(message)
+    report = or_stop(lambda: sandbox.released_report(ctx, me, run_id))
+    ladder, primary = report["ladder"], report["primary"]
     st.caption(f"Release {report['release']['dataset']} {report['release']['version']} · "
                f"protocol {report['task']['protocol_hash'][:16]}… · model "
                f"{report['model']['sha256'][:16]}… · code {report['code_version']} · "
                f"{report['generated_at']}")
+    m1, m2 = st.columns(2)
+    m1.metric(f"{primary['metric'].upper()} ({primary['source']})",
+              "—" if primary["value"] is None else f"{primary['value']:g}")
+    m2.metric("Ladder best", "—" if ladder["best"] is None else f"{ladder['best']:g}",
+              "improved" if ladder["improved"] else "unchanged", delta_color="off")
+    st.caption(report["disclosure"]["mechanism"])
 
     def interval(entry):
         if not entry or entry.get("value") is None:
             return "not estimable"
         if entry.get("lower") is None:
-            return f"{entry['value']:.3f}"
-        return f"{entry['value']:.3f} ({entry['lower']:.3f}–{entry['upper']:.3f})"
+            return f"{entry['value']:g}"
+        return f"{entry['value']:g} ({entry['lower']:g}–{entry['upper']:g})"
+
+    if report["metrics"] is None:
+        st.info("Not a final submission: only the Ladder's figure is released.")
+        st.download_button("Download report (JSON)", json.dumps(report, indent=1),
+                           file_name=f"validation-run-{run_id}.json", mime="application/json")
+        st.stop()
+    overall = report["metrics"]["overall"]
+    for message in report["metrics"]["messages"]:
+        st.warning(message)
 
     calibration = overall.get("calibration", {})
     st.dataframe(pd.DataFrame([
@@ -135,8 +160,9 @@ if reportable:
     st.dataframe(pd.DataFrame([{
         "threshold": t["threshold"], "sensitivity": interval(t["sensitivity"]),
         "specificity": interval(t["specificity"]), "PPV": interval(t["ppv"]),
-        "NPV": interval(t["npv"]), "net benefit": round(t["net_benefit"], 4),
-        "treat all": round(t["net_benefit_treat_all"], 4)}
+        "NPV": interval(t["npv"]), "net benefit": t["net_benefit"],
+        "treat all": t["net_benefit_treat_all"]} if not t["suppressed"] else {
+        "threshold": t["threshold"], "sensitivity": "suppressed"}
         for t in report["metrics"]["thresholds"]]), hide_index=True)
     st.subheader("Subgroups")
     st.dataframe(pd.DataFrame([{
@@ -147,5 +173,6 @@ if reportable:
     d1, d2 = st.columns(2)
     d1.download_button("Download report (JSON)", json.dumps(report, indent=1),
                        file_name=f"validation-run-{run_id}.json", mime="application/json")
-    d2.download_button("Download report (HTML)", sandbox.report(ctx, me, run_id, "html"),
+    d2.download_button("Download report (HTML)",
+                       sandbox.released_report(ctx, me, run_id, "html"),
                        file_name=f"validation-run-{run_id}.html", mime="text/html")

@@ -1,12 +1,15 @@
 """Review queue: each open request with the team, purpose, requested tier and the team's
-history; approve (tier, duration up to the policy's maximum, conditions) or deny with a reason.
+history; approve (tier, duration up to the policy's maximum, conditions; confirmed in a second
+step that states the exact terms) or deny with a reason.
 Separation of duties is enforced by the service; its refusal is shown here."""
+
+import datetime as dt
 
 import streamlit as st
 
 from portal.errors import PortalError
 from portal.services import access
-from portal.ui import widgets
+from portal.ui import confirm, widgets
 from portal.ui.errors import or_stop, show_error
 from portal.ui.session import require_principal
 from portal.ui.text import md_escape
@@ -49,12 +52,29 @@ def review(item: dict) -> None:
                                key=f"days_{rid}")
         conditions = st.text_area("Conditions (optional)", key=f"conditions_{rid}")
         if st.form_submit_button("Approve", type="primary"):
-            act(lambda: access.approve_request(ctx, me, rid, int(days), tier, conditions),
-                f"Request {rid} approved.")
+            confirm.ask(f"approve_{rid}", (tier, int(days), conditions))
+    confirm_approval(item)
     with deny_col, st.form(f"deny_{rid}"):
         reason = st.text_area("Reason for denying", key=f"reason_{rid}")
         if st.form_submit_button("Deny"):
             act(lambda: access.deny_request(ctx, me, rid, reason), f"Request {rid} denied.")
+
+
+def confirm_approval(item: dict) -> None:
+    """The second step of Approve: the exact terms, then Confirm or Cancel."""
+    rid, key = item["id"], f"approve_{item['id']}"
+    terms = confirm.pending(key)
+    if terms is None:
+        return
+    tier, days, conditions = terms
+    until = (dt.date.today() + dt.timedelta(days=days)).isoformat()
+    text = (f"Approve request {rid}? Team **{md_escape(item['team'])}** gets tier "
+            f"**{md_escape(tier)}** of **{md_escape(item['dataset_id'])}** for {days} days "
+            f"(until {until}), " + (f"with the conditions: {md_escape(conditions)}"
+                                    if conditions.strip() else "with no conditions") + ".")
+    if confirm.question(key, text, "Confirm approval"):
+        act(lambda: access.approve_request(ctx, me, rid, days, tier, conditions),
+            f"Request {rid} approved.")
 
 
 def act(call, done: str) -> None:

@@ -1,11 +1,12 @@
-"""SQL workspace: a dataset with an active grant, the schema of exactly its extract, an editor
-with a highlighted preview, run with progress, results with truncation and suppression notices,
-a quick chart, history and saved queries, download only where the tier allows."""
+"""SQL workspace: a dataset with an active grant, a schema browser of exactly its extract, an
+editor with highlighting, line numbers, completion and Ctrl/Cmd+Enter, run with progress,
+results with truncation and suppression notices, a quick chart, saved queries (shared within
+the team) and history loaded with one click, downloads only where the tier allows."""
 
 import streamlit as st
 
 from portal.services import access
-from portal.ui import workspace
+from portal.ui import editor, schema_panel, workspace
 from portal.ui.errors import or_stop
 from portal.ui.session import require_principal
 
@@ -23,17 +24,24 @@ if not labels and not st.query_params.get("dataset"):
 options = workspace.with_linked_dataset(labels, st.query_params.get("dataset"))
 dataset_id = st.selectbox("Dataset", options, format_func=lambda d: labels.get(d, d),
                           key="ws_dataset")
+found = schema_panel.overview(ctx, me, dataset_id, labels.get(dataset_id, ""))
 
-browser, editor = st.columns([1, 2])
+# Query budget and privacy cost of the chosen dataset (portal.ui.budget) belong here, above
+# the editor, so the cost is seen before running.
+budget_slot = st.container()
+
+browser, main = st.columns([2, 3])
 with browser:
-    workspace.schema_browser(ctx, me, dataset_id, labels.get(dataset_id, ""))
-with editor:
-    workspace.saved_picker(ctx, me, dataset_id)
-    sql = st.text_area("SQL (one read-only query)", key=workspace.EDITOR_KEY, height=180,
-                       placeholder="SELECT gender_concept_id, count(*) FROM person GROUP BY 1")
-    if sql.strip():
-        st.code(sql, language="sql")
-    if st.button("Run", type="primary", key="ws_run"):
-        workspace.run(ctx, me, dataset_id, sql)
-    workspace.show_result(ctx, me, dataset_id)
-    workspace.history(ctx, me, dataset_id, sql)
+    schema_panel.browser(ctx, me, dataset_id, found)
+with main:
+    state = editor.render(schema_panel.plain_schema(found), dataset_id)
+    cols = st.columns([1, 3])
+    clicked = cols[0].button("Run", type="primary", key="ws_run")
+    cols[1].toggle("Plain text editor", key=editor.PLAIN_KEY,
+                   help="A plain text box instead of the code editor (for screen readers).")
+    if clicked or state.submitted:
+        workspace.run(ctx, me, dataset_id, state.sql)
+    workspace.show_result(ctx, me, dataset_id, state.sql,
+                          schema_panel.column_descriptions(found))
+    workspace.saved_queries(ctx, me, dataset_id, state.sql)
+    workspace.history(ctx, me, dataset_id)

@@ -210,6 +210,23 @@ def list_events(conn: sqlite3.Connection, *, actor: str | None = None, team: str
     return [_row_to_event(r) for r in rows]
 
 
+FILTER_COLUMNS = ("actor", "team", "action")
+
+
+def filter_values(conn: sqlite3.Connection) -> dict[str, Any]:
+    """What the log holds, for filter pickers: the distinct actors, teams and actions (sorted)
+    and the first and last event times (``first``/``last``, None when empty). Each column has
+    an index, so this reads indexes, not events."""
+    found: dict[str, Any] = {
+        column: [r[0] for r in conn.execute(
+            f"SELECT DISTINCT {column} FROM audit_events WHERE {column} IS NOT NULL "
+            f"ORDER BY {column}").fetchall()]
+        for column in FILTER_COLUMNS}
+    row = conn.execute("SELECT min(at), max(at) FROM audit_events").fetchone()
+    found["first"], found["last"] = row[0], row[1]
+    return found
+
+
 # --- verification -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class VerifyResult:

@@ -1,7 +1,8 @@
 """`python -m portal.devserver` (used by `make run`): the portal with the embedded development
 sign-in provider, on this machine only.
 
-Starts ``oidc-provider-mock`` on 127.0.0.1 with the demo personas, writes
+Starts ``oidc-provider-mock`` (``portal.devprovider``: without its end-session page, so signing
+out returns straight to the portal) on 127.0.0.1 with the demo personas, writes
 ``.streamlit/secrets.toml`` ([auth] pointing at it, with a per-install cookie secret), binds the
 demo users to the provider's issuer and subjects, starts ``streamlit run app.py``, the HTTP API
 (``portal api``) and a validation worker, and prints how to sign in and how to get an API token.
@@ -73,9 +74,10 @@ def wait_for_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None
 def start_provider(host: str = "127.0.0.1", port: int = MOCK_PORT,
                    staff_group: str = "portal-staff", log_path: Path | None = None,
                    ) -> tuple[subprocess.Popen, str]:
-    """Start oidc-provider-mock with the demo personas; returns (process, issuer URL)."""
+    """Start oidc-provider-mock with the demo personas (through ``portal.devprovider``, which
+    leaves out its end-session page); returns (process, issuer URL)."""
     check_loopback(host)
-    args = [sys.executable, "-m", "oidc_provider_mock", "--host", host, "--port", str(port)]
+    args = [sys.executable, "-m", "portal.devprovider", "--host", host, "--port", str(port)]
     for persona in PERSONAS:
         args += ["--user-claims", json.dumps(persona.claims(staff_group))]
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115

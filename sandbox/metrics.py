@@ -17,6 +17,8 @@ import numpy as np
 
 Z95 = 1.959963984540054
 EPS = 1e-12
+QUANTILE_EDGES = 20  # label-independent candidate cell edges: score quantiles
+RELIABILITY_BINS = 10
 
 
 class NotEstimable(Exception):
@@ -266,8 +268,34 @@ def subgroup_figures(y: np.ndarray, p: np.ndarray, groups: dict[str, np.ndarray]
     return out
 
 
+def candidate_edges(p: np.ndarray, thresholds: list[float]) -> list[float]:
+    """Cell edges before merging: the card's thresholds, the reliability bin edges and score
+    quantiles (positions chosen from the scores alone, never from labels)."""
+    edges = {float(t) for t in thresholds}
+    edges.update(b / RELIABILITY_BINS for b in range(1, RELIABILITY_BINS))
+    if len(p):
+        quantiles = np.quantile(p, np.linspace(0, 1, QUANTILE_EDGES + 1)[1:-1])
+        edges.update(float(q) for q in quantiles)
+    return sorted(e for e in edges if 0.0 < e < 1.0)
+
+
+def score_cells(y: np.ndarray, p: np.ndarray, edges: list[float]) -> list[dict[str, Any]]:
+    """The exact cells of the score axis cut at ``edges`` (a case is in the cell whose lower
+    edge is the largest edge at most its score): staff-only, the input from which
+    ``sandbox.disclosure`` releases every count over scores."""
+    bounds = [0.0, *edges, 1.0]
+    index = np.searchsorted(np.asarray(edges, dtype=float), p, side="right")
+    cells = []
+    for i in range(len(edges) + 1):
+        mask = index == i
+        cells.append({"lower": bounds[i], "upper": bounds[i + 1], "n": int(mask.sum()),
+                      "positives": int(y[mask].sum()), "sum_predicted": float(p[mask].sum())})
+    return cells
+
+
 def compute(y: np.ndarray, p: np.ndarray, thresholds: list[float],
-            groups: dict[str, np.ndarray], min_size: int, bins: int = 10) -> dict[str, Any]:
+            groups: dict[str, np.ndarray], min_size: int,
+            bins: int = RELIABILITY_BINS) -> dict[str, Any]:
     """Every figure of a validation report. ``y`` holds 0/1 labels, ``p`` probabilities in
     [0, 1], both in the same (canonical) row order. Deterministic. Never returns NaN."""
     y = np.asarray(y, dtype=float)
@@ -288,6 +316,7 @@ def compute(y: np.ndarray, p: np.ndarray, thresholds: list[float],
         "reliability": reliability(y, p, bins, min_size),
         "subgroups": subgroup_figures(y, p, groups, min_size),
         "curves": curves,
+        "score_cells": score_cells(y, p, candidate_edges(p, thresholds)),
         "messages": messages,
     }
 

@@ -162,9 +162,15 @@ def _overall_rows(overall: dict[str, Any]) -> list[list[str]]:
 
 
 def _threshold_rows(figures: dict[str, Any]) -> list[list[str]]:
-    return [[_fmt(t["threshold"], 2), _interval(t["sensitivity"]), _interval(t["specificity"]),
-             _interval(t["ppv"]), _interval(t["npv"]), _fmt(t["net_benefit"], 4),
-             _fmt(t["net_benefit_treat_all"], 4)] for t in figures["thresholds"]]
+    rows = []
+    for t in figures["thresholds"]:
+        if t.get("suppressed"):
+            rows.append([_fmt(t["threshold"], 2), html.escape(t["reason"]), "", "", "", "", ""])
+            continue
+        rows.append([_fmt(t["threshold"], 2), _interval(t["sensitivity"]),
+                     _interval(t["specificity"]), _interval(t["ppv"]), _interval(t["npv"]),
+                     _fmt(t["net_benefit"], 4), _fmt(t["net_benefit_treat_all"], 4)])
+    return rows
 
 
 def _subgroup_rows(figures: dict[str, Any]) -> list[list[str]]:
@@ -185,12 +191,31 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto
          "code{font-size:12px;word-break:break-all}")
 
 
+def _release_section(report: dict[str, Any]) -> str:
+    """What the team's view is (a released report only): the Ladder, the budget, the rule."""
+    if report.get("view") != "released":
+        return ""
+    ladder, budget, rule = report["ladder"], report["budget"], report["disclosure"]
+    primary = report["primary"]
+    rows = [["Primary metric", f"{_fmt(primary['metric'])} {_interval(primary)} "
+                               f"({_fmt(primary.get('source'))})"],
+            ["Ladder best", f"{_fmt(ladder['best'])} ({'improved' if ladder['improved'] else 'unchanged'}"  # noqa: E501
+                            f" by this submission; margin {_fmt(ladder['margin'])})"],
+            ["Final reports used", f"{_fmt(budget['final_reports_used'])} of "
+                                   f"{_fmt(budget['final_reports_limit'])}"],
+            ["Released figures", html.escape(rule["mechanism"])],
+            ["At most", f"{_fmt(rule['max_bits'], 1)} bits about the labels"]]
+    return f"<h2>Released figures</h2>{_table(['', ''], rows)}"
+
+
 def render_html(report: dict[str, Any]) -> str:
-    """A self-contained HTML page for a report (all values escaped; plots inline SVG)."""
+    """A self-contained HTML page for a report, exact or released (all values escaped; plots
+    inline SVG)."""
     figures, run, task = report["metrics"], report["run"], report["task"]
     model, release = report["model"], report["release"]
     receipt = report.get("receipt", {})
-    messages = "".join(f"<p><strong>{html.escape(m)}</strong></p>" for m in figures["messages"])
+    messages = "".join(f"<p><strong>{html.escape(m)}</strong></p>"
+                       for m in (figures or {}).get("messages", []))
     provenance = [
         ["Run", _fmt(run["id"])], ["Kind", _fmt(run["kind"])],
         ["Task", _fmt(f"{task['id']} v{task['version']}")],
@@ -205,13 +230,17 @@ def render_html(report: dict[str, Any]) -> str:
         ["Receipt", _fmt(f"{receipt.get('algorithm', 'unsigned')} key "
                          f"{receipt.get('key_id', '—')}")],
     ]
+    head = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>Validation report — run {_fmt(run['id'])}</title><style>{STYLE}</style>"
+            f"</head><body><h1>Validation report: {_fmt(task['title'])}</h1>"
+            f"<p>{_fmt(task['question'])}</p>{messages}{_release_section(report)}"
+            f"<h2>Provenance</h2>{_table(['', ''], provenance)}")
+    if figures is None:  # a released non-final report: the Ladder's figure only
+        return (f"{head}<p>This was not a final submission: only the primary metric, as the "
+                f"team's Ladder shows it, is released.</p></body></html>")
     plots = (roc_svg(figures) + pr_svg(figures) + calibration_svg(figures))
     return (
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>Validation report — run {_fmt(run['id'])}</title><style>{STYLE}</style>"
-        f"</head><body><h1>Validation report: {_fmt(task['title'])}</h1>"
-        f"<p>{_fmt(task['question'])}</p>{messages}"
-        f"<h2>Provenance</h2>{_table(['', ''], provenance)}"
+        f"{head}"
         f"<h2>Overall</h2>{_table(['Figure', 'Value (95% CI)'], _overall_rows(figures['overall']))}"
         f"<div class='plots'>{plots}</div>"
         f"<h2>At decision thresholds</h2>"

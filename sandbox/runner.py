@@ -8,7 +8,7 @@ Labels and subgroup attributes never leave this process.
 from __future__ import annotations
 
 import hashlib
-import json
+import secrets
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,22 +19,23 @@ import numpy as np
 from portal.catalog.releases import current_release
 from portal.config import Settings
 from portal.errors import PortalError
-from portal.storage import write_once
 from portal.store.db import utcnow
-from sandbox import features, isolation, metrics, receipts, report
+from sandbox import disclosure, features, isolation, metrics, publish, receipts, report
 from sandbox.store import task_version
 from sandbox.tasks import TaskCard
 
 
 @dataclass
 class RunResult:
-    """``outcome`` is ``ok`` or a failure code from ``sandbox.states.OUTCOMES``."""
+    """``outcome`` is ``ok`` or a failure code from ``sandbox.states.OUTCOMES``;
+    ``singling_out`` is :func:`sandbox.disclosure.singling_out` of the scores (validations)."""
 
     outcome: str
     message: str
     release_version: str | None = None
     report: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    singling_out: dict[str, Any] | None = None
 
 
 def model_path(settings: Settings, sha256: str) -> Path:
@@ -107,11 +108,13 @@ def execute(settings: Settings, conn: sqlite3.Connection, run: sqlite3.Row) -> R
     predictions[order] = shuffled_predictions
     figures = metrics.compute(held.labels, predictions, list(card.thresholds), held.groups,
                               card.subgroups.min_size)
+    check = disclosure.singling_out(predictions, list(card.thresholds), card.min_cell)
     body = _report_body(card, run, {"dataset": card.dataset, "version": release.version},
                         {"rows": held.rows, "shuffle_seed": seed, "synthetic": False},
                         info, figures)
-    body["receipt"] = receipts.sign(settings, body, _bound(body))
-    return RunResult("ok", "validation finished", release.version, body, info)
+    body["review"] = {"singling_out": check}
+    body["receipt"] = receipts.sign(settings, body, publish._bound(body))
+    return RunResult("ok", "validation finished", release.version, body, info, check)
 
 
 def _dry_run(settings: Settings, card: TaskCard, data: bytes, run: sqlite3.Row) -> RunResult:
@@ -125,17 +128,10 @@ def _dry_run(settings: Settings, card: TaskCard, data: bytes, run: sqlite3.Row) 
                      details=info)
 
 
-def _bound(body: dict[str, Any]) -> dict[str, Any]:
-    return {"run_id": body["run"]["id"], "model_sha256": body["model"]["sha256"],
-            "release_version": body["release"]["version"],
-            "protocol_hash": body["task"]["protocol_hash"],
-            "code_version": body["code_version"], "generated_at": body["generated_at"]}
-
-
 def _report_body(card: TaskCard, run: sqlite3.Row, release: dict[str, Any],
                  data: dict[str, Any], scoring: dict[str, Any],
                  figures: dict[str, Any]) -> dict[str, Any]:
-    return report.build(
+    body = report.build(
         run={"id": int(run["id"]), "kind": run["kind"], "team": run["team"],
              "requested_by": run["requested_by"], "created_at": run["created_at"],
              "rerun_of": run["rerun_of"]},
@@ -150,18 +146,13 @@ def _report_body(card: TaskCard, run: sqlite3.Row, release: dict[str, Any],
               "features": card.feature_names},
         data=data, scoring=scoring, figures=figures, code_version=receipts.code_version(),
         generated_at=utcnow())
+    # staff only; a random nonce makes the exact body's hash, which the released receipt
+    # signs, reveal nothing testable about the exact figures
+    body.update(view="exact", nonce=secrets.token_hex(16))
+    return body
 
 
 def write_report(settings: Settings, run_id: int, body: dict[str, Any]) -> str:
-    """Write ``run-<id>-<digest>.json`` and ``.html`` under the reports folder, each once and
-    atomically; returns the JSON file's name (relative to the reports folder).
-
-    The name carries the SHA-256 of the JSON, so two workers that ran the same run (one of
-    them after losing its lease) never replace each other's files: the store's row, written
-    by :func:`sandbox.worker.finish` under the lease, says which report is the run's."""
-    text = json.dumps(body, indent=1, sort_keys=True, allow_nan=False)
-    name = f"run-{int(run_id)}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]}"
-    write_once(settings.reports_dir / f"{name}.json", text.encode("utf-8"), 0o640)
-    write_once(settings.reports_dir / f"{name}.html",
-               report.render_html(body).encode("utf-8"), 0o640)
-    return f"{name}.json"
+    """Write the exact report's JSON and HTML once (see :func:`sandbox.publish.write`);
+    returns the JSON file's name."""
+    return publish.write(settings, run_id, body, "exact")

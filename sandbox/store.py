@@ -56,14 +56,17 @@ def insert_model(conn: sqlite3.Connection, **fields: Any) -> int:
 
 
 def insert_run(conn: sqlite3.Connection, *, kind: str, card: TaskCard, team: str,
-               requested_by: str, model_id: int, rerun_of: int | None = None) -> int:
+               requested_by: str, model_id: int, rerun_of: int | None = None,
+               final: bool = False) -> int:
+    """Queue a run (``final``: its team-visible report will be the full released one)."""
     cur = conn.execute(
         "INSERT INTO sandbox_runs (kind, task_id, task_version, protocol_hash, team, requested_by,"
-        " model_id, status, review_required, rerun_of, shuffle_seed, created_at, day)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING id",
+        " model_id, status, review_required, rerun_of, shuffle_seed, created_at, day,"
+        " final_report)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?) RETURNING id",
         (kind, card.id, card.version, card.protocol_hash, team, requested_by, model_id,
          int(card.review_required and kind == "validation"), rerun_of, card.shuffle_seed,
-         utcnow(), today()))
+         utcnow(), today(), int(final and kind == "validation")))
     run_id = int(cur.fetchone()[0])
     if kind == "validation":  # dry runs are executed at once by the server that took them
         from portal import jobs
@@ -96,6 +99,53 @@ def usage(conn: sqlite3.Connection, team: str, task_id: str, day: str | None = N
         "SELECT count(*) FROM sandbox_attempts WHERE team = ? AND task_id = ? AND day = ?"
         " AND kind = 'dry_run'", (team, task_id, day)).fetchone()[0]
     return {"attempts": int(attempts), "valid_runs": int(valid), "dry_runs": int(dry)}
+
+
+def final_reports_used(conn: sqlite3.Connection, team: str, task_id: str,
+                       task_version: int) -> int:
+    """Final submissions a team has made on a task version (queued, running or finished;
+    failed runs produced no report and do not count)."""
+    return int(conn.execute(
+        "SELECT count(*) FROM sandbox_runs WHERE team = ? AND task_id = ? AND task_version = ?"
+        " AND kind = 'validation' AND final_report = 1 AND status <> 'failed'",
+        (team, task_id, int(task_version))).fetchone()[0])
+
+
+def ladder(conn: sqlite3.Connection, team: str, task_id: str,
+           task_version: int) -> sqlite3.Row | None:
+    """The team's Ladder on a task version (best value, submissions, updates), or None."""
+    return conn.execute(
+        "SELECT * FROM sandbox_ladder WHERE team = ? AND task_id = ? AND task_version = ?",
+        (team, task_id, int(task_version))).fetchone()
+
+
+def ladder_submit(conn: sqlite3.Connection, *, team: str, task_id: str, task_version: int,
+                  metric: str, value: float | None, run_id: int, margin: float,
+                  step: float) -> dict[str, Any]:
+    """Put one submission's exact primary value through the team's Ladder and store the new
+    state. Call inside the write transaction that makes the report visible. Returns
+    ``best``, ``improved``, ``submissions``, ``updates``, ``margin``."""
+    from sandbox.disclosure import ladder_step
+
+    row = ladder(conn, team, task_id, task_version)
+    previous = row["best_value"] if row is not None else None
+    best, improved = ladder_step(previous, value, metric, margin, step)
+    submissions = (row["submissions"] if row is not None else 0) + 1
+    updates = (row["updates"] if row is not None else 0) + int(improved)
+    best_run = run_id if improved else (row["best_run_id"] if row is not None else None)
+    if row is None:
+        conn.execute(
+            "INSERT INTO sandbox_ladder (team, task_id, task_version, metric, best_value,"
+            " best_run_id, submissions, updates, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (team, task_id, int(task_version), metric, best, best_run, submissions, updates,
+             utcnow()))
+    else:
+        conn.execute(
+            "UPDATE sandbox_ladder SET best_value = ?, best_run_id = ?, submissions = ?,"
+            " updates = ?, updated_at = ? WHERE team = ? AND task_id = ? AND task_version = ?",
+            (best, best_run, submissions, updates, utcnow(), team, task_id, int(task_version)))
+    return {"metric": metric, "best": best, "improved": improved, "submissions": submissions,
+            "updates": updates, "margin": max(margin, step)}
 
 
 def get_run(conn: sqlite3.Connection, run_id: int) -> sqlite3.Row:

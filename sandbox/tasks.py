@@ -82,6 +82,21 @@ class Limits(_Strict):
     max_model_mb: int = Field(default=100, ge=1, le=200)
 
 
+class Disclosure(_Strict):
+    """How much of a validation a team sees (``sandbox.disclosure``; not part of the protocol:
+    it decides what is shown, not what is computed).
+
+    ``final_reports``: full released reports per team per task version (Kaggle's final
+    selections); every other submission shows only the Ladder's primary metric.
+    ``min_cell``: the minimum positives and negatives behind any released count (default: the
+    subgroup minimum size). ``ladder_margin``: how much a submission must beat the team's best
+    to change it (default: the grid step of the held-out set, about one standard error)."""
+
+    final_reports: int = Field(default=2, ge=0, le=100)
+    min_cell: int | None = Field(default=None, ge=5, le=100_000)
+    ladder_margin: float | None = Field(default=None, gt=0, le=0.5)
+
+
 class TaskCard(_Strict):
     id: str = Field(pattern=_ID)
     version: int = Field(ge=1, le=1_000_000)
@@ -101,6 +116,7 @@ class TaskCard(_Strict):
     review_required: bool
     grant_required: bool
     shuffle_seed: int = Field(default=20261128, ge=0, le=2**32 - 1)
+    disclosure: Disclosure = Field(default_factory=Disclosure)
 
     @model_validator(mode="after")
     def _consistent(self) -> TaskCard:
@@ -125,6 +141,10 @@ class TaskCard(_Strict):
     @property
     def protocol_hash(self) -> str:
         return protocol_hash(self)
+
+    @property
+    def min_cell(self) -> int:
+        return self.disclosure.min_cell or self.subgroups.min_size
 
     @property
     def key(self) -> str:

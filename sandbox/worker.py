@@ -11,6 +11,7 @@ sweep puts the run back in the queue (with a new job), or fails it after
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from portal.isolation import jobs as job_folders
 from portal.jobs.heartbeat import Heartbeat
 from portal.jobs.tasks import worker_name
 from portal.store.db import transaction, utcnow
-from sandbox import isolation, runner, store
+from sandbox import isolation, publish, runner, store
 
 log = logging.getLogger(__name__)
 CLAIM_LEASE_SECONDS = 300.0
@@ -35,30 +36,40 @@ def _lease_seconds(settings: Settings) -> float:
 
 
 def finish(conn: sqlite3.Connection, run_id: int, owner: str, result: runner.RunResult,
-           report_file: str | None) -> str | None:
+           report_file: str | None, settings: Settings | None = None) -> str | None:
     """Record a result if ``owner`` still holds the run's lease; returns the new status (None
-    when the lease was lost and another worker owns the run now)."""
+    when the lease was lost and another worker owns the run now).
+
+    A validation whose scores the singling-out check flagged waits for staff review even when
+    its task needs none; one that becomes visible to its team at once (``completed``) gets its
+    released report here, in the same transaction (:func:`sandbox.publish.publish`)."""
+    settings = settings or getattr(conn, "settings", None)
+    flagged = bool((result.singling_out or {}).get("flagged"))
     with transaction(conn):
         if not store.owns(conn, run_id, owner):
             return None
         run = store.get_run(conn, run_id)
         if result.outcome != "ok":
             status = "failed"
-        elif run["kind"] == "validation" and run["review_required"]:
+        elif run["kind"] == "validation" and (run["review_required"] or flagged):
             status = "awaiting_review"
         else:
             status = "completed"
         primary = (result.report or {}).get("primary", {}).get("value")
+        check = json.dumps(result.singling_out) if result.singling_out is not None else None
         store.set_status(conn, run_id, status, outcome=result.outcome,
                          message=result.message[:1000], release_version=result.release_version,
                          report_file=report_file, primary_value=primary, finished_at=utcnow(),
-                         lease_owner=None, lease_expires_at=None)
+                         lease_owner=None, lease_expires_at=None, singling_out=check,
+                         flagged=int(flagged))
+        if status == "completed" and run["kind"] == "validation" and report_file:
+            publish.publish(settings, conn, run_id)
         audit.record(conn, actor=f"worker:{owner}", team=run["team"], action="sandbox.run.finish",
                      target=f"run:{run_id}", decision="done" if status != "failed" else "failed",
                      reason=result.outcome,
                      details={"status": status, "kind": run["kind"], "task": run["task_id"],
                               "release_version": result.release_version,
-                              "model_sha256": run["sha256"]})
+                              "model_sha256": run["sha256"], "flagged": flagged})
     return status
 
 
@@ -113,7 +124,7 @@ def _execute_claimed(settings: Settings, conn: sqlite3.Connection, owner: str, r
             log.exception("validation run %s failed on the platform side", run_id)
             result = runner.RunResult("internal_error",
                                       "A platform problem stopped this run; staff have been told.")
-        return finish(conn, run_id, owner, result, report_file)
+        return finish(conn, run_id, owner, result, report_file, settings)
 
 
 def _check_isolation(settings: Settings) -> None:

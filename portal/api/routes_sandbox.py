@@ -90,6 +90,8 @@ def submit(request: Request,
            training_data: Annotated[str, Form(max_length=10_000)] = "",
            dry_run: Annotated[bool, Form(description="score the task's synthetic twin now, "
                                                      "using no validation quota")] = False,
+           final: Annotated[bool, Form(description="a final submission: the full released "
+                                                   "report (limited per task version)")] = False,
            ctx: Context = Depends(context),
            who: Caller = Depends(caller("sandbox:submit"))) -> dict[str, Any]:
     """Check and queue an ONNX model (multipart upload) with its model card. A dry run is scored
@@ -103,7 +105,7 @@ def submit(request: Request,
         return services.dry_run(ctx, who.principal, card.id, model.file, model_card,
                                 model.filename)
     run_id = services.submit(ctx, who.principal, card.id, model.file, model_card,
-                             model.filename)
+                             model.filename, final=final)
     return services.run_status(ctx, who.principal, run_id)
 
 
@@ -130,8 +132,8 @@ def run_status(run_id: RunId, request: Request, ctx: Context = Depends(context),
             summary="A run's validation report", operation_id="run_report")
 def run_report(run_id: RunId, request: Request, ctx: Context = Depends(context),
                who: Caller = Depends(caller("sandbox:read"))) -> dict[str, Any]:
-    """The report as the team may see it (see docs/report-schema.md); 403
-    ``report_not_released`` while it awaits review."""
+    """The released report, as the team may see it (``view: released``, see
+    docs/report-schema.md); 403 ``report_not_released`` while it awaits review."""
     _visible_status(ctx, who, request, run_id)
     return audited_lookup(ctx, who, "sandbox.report.view", f"run:{run_id}",
-                          lambda: services.report(ctx, who.principal, run_id))
+                          lambda: services.released_report(ctx, who.principal, run_id))

@@ -47,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--intended-use", default="not stated", help="model card: intended use")
         q.add_argument("--training-data", default="not stated",
                        help="model card: training data description")
+        if name == "submit":
+            q.add_argument("--final", action="store_true",
+                           help="a final submission: the full released report (the task card "
+                                "limits how many per task version; see 'sandbox budget')")
         output.add_format(q)
         q.set_defaults(func=func, audit_action=f"sandbox.{name.replace('-', '_')}")
 
@@ -55,6 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     status.add_argument("--user", help="act as this user (default: operator)")
     output.add_format(status)
     status.set_defaults(func=cmd_status)
+
+    budget = s.add_parser("budget", help="a team's quotas, final reports left and Ladder on a "
+                                         "task")
+    budget.add_argument("task")
+    budget.add_argument("--user", required=True, help="e-mail of a team member")
+    output.add_format(budget)
+    budget.set_defaults(func=cmd_budget, audit_action="sandbox.quota")
 
     runs = s.add_parser("runs", help="list runs")
     runs.add_argument("--user")
@@ -67,6 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     report.add_argument("run_id", type=types.record_id)
     report.add_argument("--user")
     report.add_argument("--format", choices=["json", "html"], default="json")
+    report.add_argument("--view", choices=["released", "exact"],
+                        help="released: what the team sees; exact: full precision (staff). "
+                             "Default: exact for staff, released for members")
     report.set_defaults(func=cmd_report)
 
     release = s.add_parser("release", help="release a run's report to its team (staff)")
@@ -153,7 +167,8 @@ def _submit(args: argparse.Namespace, settings: Settings, kind: str) -> int:
             "intended_use": args.intended_use, "training_data": args.training_data}
     with _open_model(args.model) as fh:
         if kind == "validation":
-            run_id = services.submit(ctx, principal, args.task, fh, card, args.model.name)
+            run_id = services.submit(ctx, principal, args.task, fh, card, args.model.name,
+                                     final=args.final)
             result = services.run_status(ctx, principal, run_id)
         else:
             result = services.dry_run(ctx, principal, args.task, fh, card, args.model.name)
@@ -187,9 +202,20 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_budget(args: argparse.Namespace, settings: Settings) -> int:
+    services, ctx = _open(settings)
+    principal = _who(ctx, args.user)
+    _emit(services.quota_status(ctx, principal, services.get_task(ctx, args.task)),
+          args.format)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     services, ctx = _open(settings)
-    document = services.report(ctx, _who(ctx, args.user), args.run_id, args.format)
+    principal = _who(ctx, args.user)
+    view = args.view or ("exact" if principal.is_staff else "released")
+    read = services.staff_report if view == "exact" else services.released_report
+    document = read(ctx, principal, args.run_id, args.format)
     if args.format == "json":
         output.emit_json(document)
     else:

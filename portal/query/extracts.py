@@ -121,3 +121,57 @@ def extract_schema(path: Path) -> dict[str, list[tuple[str, str]]]:
     """Tables and (column, type) pairs of an extract, read by trusted code. Extracts are
     immutable and content-addressed, so the answer is cached per file."""
     return {table: list(cols) for table, cols in _schema_of(str(path), path.stat().st_ino)}
+
+
+@functools.lru_cache(maxsize=64)
+def _row_counts_of(path: str, inode: int) -> tuple[tuple[str, int], ...]:
+    con = duckdb.connect(path, read_only=True)
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            " ORDER BY table_name").fetchall()]
+        return tuple((t, int(con.execute(f"SELECT count(*) FROM {_quote(t)}").fetchone()[0]))
+                     for t in tables)
+    finally:
+        con.close()
+
+
+def extract_row_counts(path: Path) -> dict[str, int]:
+    """Rows per table of an extract (row filters applied), read by trusted code; cached per
+    file like :func:`extract_schema`."""
+    return dict(_row_counts_of(str(path), path.stat().st_ino))
+
+
+CONCEPT_COLUMNS = ("concept_id", "concept_name", "domain_id", "vocabulary_id",
+                   "concept_class_id", "standard_concept", "concept_code")
+
+
+def search_concepts(path: Path, text: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Rows of the extract's ``concept`` table whose name contains ``text`` (case-insensitive)
+    or whose id or code equals it; only the vocabulary columns the extract holds. Trusted,
+    parameterised SQL (the search text is never spliced into the statement). Returns [] when
+    the extract has no ``concept`` table."""
+    columns = [c for c, _ in extract_schema(path).get("concept", ())]
+    shown = [c for c in CONCEPT_COLUMNS if c in columns]
+    if "concept_name" not in shown:
+        return []
+    matches = ["concept_name ILIKE ? ESCAPE '\\'"]
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    params: list[Any] = [pattern]
+    if "concept_code" in shown:
+        matches.append("concept_code = ?")
+        params.append(text)
+    if "concept_id" in shown and text.strip().isdigit() and len(text.strip()) < 19:
+        matches.append("concept_id = ?")
+        params.append(int(text.strip()))
+    order = "standard_concept = 'S' DESC, " if "standard_concept" in shown else ""
+    sql = (f"SELECT {', '.join(_quote(c) for c in shown)} FROM concept"
+           f" WHERE {' OR '.join(matches)} ORDER BY {order}length(concept_name), concept_name"
+           f" LIMIT {max(1, min(int(limit), 200))}")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        cursor = con.cursor()
+        rows = cursor.execute(sql, params).fetchmany(200)
+    finally:
+        con.close()
+    return [dict(zip(shown, row, strict=True)) for row in rows]

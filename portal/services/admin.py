@@ -50,6 +50,15 @@ def audit_events(ctx: Context, principal: Principal, *, dataset: str | None = No
     return events
 
 
+@use_case("audit.view")
+def audit_filter_options(ctx: Context, principal: Principal) -> dict[str, Any]:
+    """The values the Audit page's pickers offer, read from the log: ``actor``, ``team`` and
+    ``action`` (distinct, sorted), ``decision`` (every decision the log can hold) and the
+    ``first``/``last`` event times. Staff only; raises Denied (``staff_only``)."""
+    require_staff(principal)
+    return {**audit.filter_values(ctx.conn), "decision": list(audit.DECISIONS)}
+
+
 @use_case("audit.export")
 def record_audit_export(ctx: Context, principal: Principal, filters: dict[str, Any],
                         count: int) -> None:
@@ -61,12 +70,13 @@ def record_audit_export(ctx: Context, principal: Principal, filters: dict[str, A
 
 @use_case("query.download", "dataset:{dataset_id}")
 def record_download(ctx: Context, principal: Principal, dataset_id: str, query_id: str,
-                    rows: int) -> None:
+                    rows: int, fmt: str = "csv") -> None:
     """Audit a download of a query result (results leave the platform: who, which query, how
-    many rows — never the values). Called when the Download button is clicked."""
+    many rows, which format — never the values). Called when a Download button is clicked."""
     audit.record(ctx.conn, actor=principal.actor, team=principal.team, action="query.download",
                  target=f"dataset:{dataset_id}", decision="done",
-                 details={"query_id": str(query_id)[:64], "rows": int(rows)})
+                 details={"query_id": str(query_id)[:64], "rows": int(rows),
+                          "format": "parquet" if fmt == "parquet" else "csv"})
 
 
 @use_case("audit.chain.status")

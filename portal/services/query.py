@@ -40,8 +40,8 @@ AUDIT_SQL_CHARS = 8192
 ACTION = "query.run"
 
 __all__ = ["QueryResult", "run_query", "query_history", "save_query", "list_saved_queries",
-           "delete_saved_query", "schema_for", "can_download", "extract_for", "query_budget",
-           "close_abandoned_runs"]
+           "delete_saved_query", "share_saved_query", "schema_for", "can_download",
+           "extract_for", "query_budget", "close_abandoned_runs"]
 
 
 def _iso(moment: datetime) -> str:
@@ -229,8 +229,9 @@ def query_history(ctx: Context, principal: Principal, limit: int = 50) -> list[d
 
 @use_case("query.save", "dataset:{dataset_id}")
 def save_query(ctx: Context, principal: Principal, dataset_id: str, name: str,
-               sql: str) -> int:
-    """Save (or replace) a named query for the principal. Raises InvalidInput."""
+               sql: str, shared: bool = False) -> int:
+    """Save (or replace) a named query for the principal; ``shared`` lets the principal's team
+    see and load it. Raises InvalidInput."""
     name = (name or "").strip()
     if not 1 <= len(name) <= 100:
         raise InvalidInput("invalid_name", "A saved query needs a name of 1 to 100 characters.")
@@ -240,30 +241,60 @@ def save_query(ctx: Context, principal: Principal, dataset_id: str, name: str,
         raise Denied("not_signed_in", "Sign in to save queries.")
     with transaction(ctx.conn):
         ctx.conn.execute(
-            "INSERT INTO saved_queries (user_id, dataset_id, name, sql_text, created_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(user_id, name) DO UPDATE SET"
-            " dataset_id = excluded.dataset_id, sql_text = excluded.sql_text",
-            (principal.user_id, dataset_id, name, sql, utcnow()))
+            "INSERT INTO saved_queries (user_id, dataset_id, name, sql_text, created_at, shared)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(user_id, name) DO UPDATE SET"
+            " dataset_id = excluded.dataset_id, sql_text = excluded.sql_text,"
+            " shared = excluded.shared",
+            (principal.user_id, dataset_id, name, sql, utcnow(), int(bool(shared))))
         row = ctx.conn.execute("SELECT id FROM saved_queries WHERE user_id = ? AND name = ?",
                                (principal.user_id, name)).fetchone()
+        if shared:
+            audit.record(ctx.conn, actor=principal.actor, team=principal.team,
+                         action="query.saved.share", target=f"saved_query:{row['id']}",
+                         decision="done", details={"name": name, "shared": True})
     return int(row["id"])
+
+
+_SAVED_COLUMNS = ("SELECT s.id, s.dataset_id, s.name, s.sql_text, s.created_at, s.shared,"
+                  " u.email AS owner, s.user_id = ? AS mine FROM saved_queries s"
+                  " JOIN users u ON u.id = s.user_id")
 
 
 @use_case("query.saved.list")
 def list_saved_queries(ctx: Context, principal: Principal,
                        dataset_id: str | None = None) -> list[dict[str, Any]]:
-    """The principal's saved queries (optionally for one dataset), by name."""
-    sql = "SELECT id, dataset_id, name, sql_text, created_at FROM saved_queries WHERE user_id = ?"
-    params: list[Any] = [principal.user_id]
+    """The principal's own saved queries and those their team's current members shared
+    (optionally for one dataset), by name. Each has ``owner`` (email), ``shared`` and ``mine``."""
+    sql = (_SAVED_COLUMNS + " WHERE (s.user_id = ? OR (s.shared = 1 AND s.user_id IN"
+           " (SELECT m.user_id FROM memberships m JOIN teams t ON t.id = m.team_id"
+           " WHERE t.slug = ?)))")
+    params: list[Any] = [principal.user_id, principal.user_id, principal.team or ""]
     if dataset_id:
-        sql += " AND dataset_id = ?"
+        sql += " AND s.dataset_id = ?"
         params.append(dataset_id)
-    return [dict(r) for r in ctx.conn.execute(sql + " ORDER BY name", params).fetchall()]
+    rows = ctx.conn.execute(sql + " ORDER BY s.name, u.email", params).fetchall()
+    return [dict(r) | {"shared": bool(r["shared"]), "mine": bool(r["mine"])} for r in rows]
+
+
+@use_case("query.saved.share", "saved_query:{query_id}")
+def share_saved_query(ctx: Context, principal: Principal, query_id: int,
+                      shared: bool = True) -> None:
+    """Share one of the principal's own saved queries with their team, or stop sharing it.
+    One audit event. Raises NotFound (not the principal's own)."""
+    with transaction(ctx.conn):
+        cur = ctx.conn.execute("UPDATE saved_queries SET shared = ? WHERE id = ? AND user_id = ?",
+                               (int(bool(shared)), int(query_id), principal.user_id))
+        if cur.rowcount == 0:
+            raise NotFound("unknown_saved_query", "No such saved query of yours.")
+        audit.record(ctx.conn, actor=principal.actor, team=principal.team,
+                     action="query.saved.share", target=f"saved_query:{int(query_id)}",
+                     decision="done", details={"shared": bool(shared)})
 
 
 @use_case("query.saved.delete", "saved_query:{query_id}")
 def delete_saved_query(ctx: Context, principal: Principal, query_id: int) -> None:
-    """Delete one of the principal's own saved queries. Raises NotFound otherwise."""
+    """Delete one of the principal's own saved queries (a teammate's shared one is refused
+    with NotFound, like a missing one)."""
     with transaction(ctx.conn):
         cur = ctx.conn.execute("DELETE FROM saved_queries WHERE id = ? AND user_id = ?",
                                (int(query_id), principal.user_id))

@@ -19,7 +19,7 @@ from portal.identity import Principal, require_staff
 from portal.services.attempts import use_case
 from portal.services.context import Context
 from portal.store.db import transaction, utcnow
-from sandbox import intake, receipts, runner, states
+from sandbox import intake, publish, receipts, runner, states
 from sandbox import store as runs
 from sandbox.tasks import TaskCard, load_cards
 
@@ -65,13 +65,26 @@ def task_summary(card: TaskCard) -> dict[str, Any]:
 
 @use_case("sandbox.quota")
 def quota_status(ctx: Context, principal: Principal, card: TaskCard) -> dict[str, Any]:
-    """Today's use and limits for the principal's team on a task (UTC day)."""
-    used = runs.usage(ctx.conn, principal.team or "", card.id)
+    """Today's use and limits for the principal's team on a task (UTC day), the final reports
+    used on the task version (``final_reports_used`` of ``final_reports_limit``) and the
+    team's Ladder (``ladder_best``: the team-visible best primary metric, ``ladder_updates``,
+    ``ladder_submissions``, ``ladder_margin``)."""
+    team = principal.team or ""
+    used = runs.usage(ctx.conn, team, card.id)
     q = card.quotas
+    ladder = runs.ladder(ctx.conn, team, card.id, card.version)
     return {"day": runs.today(), "attempts_used": used["attempts"],
             "attempts_limit": q.attempts_per_day, "valid_runs_used": used["valid_runs"],
             "valid_runs_limit": q.valid_runs_per_day, "dry_runs_used": used["dry_runs"],
-            "dry_runs_limit": q.dry_runs_per_day}
+            "dry_runs_limit": q.dry_runs_per_day,
+            "final_reports_used": runs.final_reports_used(ctx.conn, team, card.id,
+                                                          card.version),
+            "final_reports_limit": card.disclosure.final_reports,
+            "ladder_metric": card.primary_metric,
+            "ladder_best": ladder["best_value"] if ladder is not None else None,
+            "ladder_updates": ladder["updates"] if ladder is not None else 0,
+            "ladder_submissions": ladder["submissions"] if ladder is not None else 0,
+            "ladder_margin": card.disclosure.ladder_margin}
 
 
 def _check_member(principal: Principal) -> str:
@@ -118,7 +131,14 @@ def _store_model_file(ctx: Context, accepted: intake.AcceptedModel) -> None:
         write_once(target, accepted.data)
 
 
-def _check_quota(ctx: Context, card: TaskCard, team: str, kind: str) -> None:
+def _check_quota(ctx: Context, card: TaskCard, team: str, kind: str,
+                 final: bool = False) -> None:
+    if final and runs.final_reports_used(ctx.conn, team, card.id, card.version) >= \
+            card.disclosure.final_reports:
+        raise QuotaExceeded("final_report_quota_exceeded",
+                            f"Your team has used all {card.disclosure.final_reports} final "
+                            f"submissions (full reports) for version {card.version} of this "
+                            f"task. Submit without 'final' to see the Ladder's figure only.")
     used = runs.usage(ctx.conn, team, card.id)
     if kind == "dry_run":
         if used["dry_runs"] >= card.quotas.dry_runs_per_day:
@@ -147,19 +167,24 @@ def _deny(ctx: Context, principal: Principal, action: str, target: str, exc: Exc
           "task:{task_id}")
 def submit(ctx: Context, principal: Principal, task_id: str, upload: BinaryIO | bytes,
            model_card: dict[str, Any], filename: str | None = None,
-           kind: str = "validation") -> int:
-    """Check and queue a model for validation (or a dry run). Returns the run id.
+           kind: str = "validation", final: bool = False) -> int:
+    """Check and queue a model for validation (or a dry run). Returns the run id. A ``final``
+    validation's team-visible report is the full released one; the card limits how many a
+    team makes per task version (``disclosure.final_reports``).
 
-    Raises Denied (not a member, no grant), QuotaExceeded, InvalidInput (model card) or
-    InvalidUpload (intake; counts as an attempt but uses no valid-run slot)."""
+    Raises Denied (not a member, no grant), QuotaExceeded (``final_report_quota_exceeded``
+    among others), InvalidInput (model card) or InvalidUpload (intake; counts as an attempt
+    but uses no valid-run slot)."""
     if kind not in ("validation", "dry_run"):
         raise InvalidInput("invalid_kind", "A submission is a validation or a dry run.")
+    if final and kind != "validation":
+        raise InvalidInput("invalid_kind", "Only a validation can be a final submission.")
     action, target = f"sandbox.{'submit' if kind == 'validation' else 'dry_run'}", f"task:{task_id}"
     card = get_task(ctx, task_id)
     try:
         team = _check_member(principal)
         _check_grant(ctx, principal, card)
-        _check_quota(ctx, card, team, kind)
+        _check_quota(ctx, card, team, kind, final)
         meta = clean_model_card(model_card)
     except (Denied, QuotaExceeded, InvalidInput) as exc:
         _deny(ctx, principal, action, target, exc,
@@ -180,20 +205,21 @@ def submit(ctx: Context, principal: Principal, task_id: str, upload: BinaryIO | 
         raise
     _store_model_file(ctx, accepted)
     with transaction(ctx.conn):
-        _check_quota(ctx, card, team, kind)  # again, under the write lock
+        _check_quota(ctx, card, team, kind, final)  # again, under the write lock
         model_id = runs.insert_model(
             ctx.conn, sha256=accepted.sha256, size_bytes=accepted.size, team=team,
             uploaded_by=principal.actor, name=meta["name"], model_version=meta["version"],
             intended_use=meta["intended_use"], training_data=meta["training_data"],
             producer=accepted.producer)
         run_id = runs.insert_run(ctx.conn, kind=kind, card=card, team=team,
-                                 requested_by=principal.actor, model_id=model_id)
+                                 requested_by=principal.actor, model_id=model_id, final=final)
         runs.insert_attempt(ctx.conn, team=team, task_id=card.id, kind=kind, accepted=True,
                             code=None, run_id=run_id)
         audit.record(ctx.conn, actor=principal.actor, team=team, action=action,
                      target=f"run:{run_id}", decision="allowed",
                      details={"task": card.key, "model_sha256": accepted.sha256,
-                              "size_bytes": accepted.size, "upload_name": upload_name})
+                              "size_bytes": accepted.size, "upload_name": upload_name,
+                              "final": final})
     return run_id
 
 
@@ -218,10 +244,14 @@ def _visible_run(ctx: Context, principal: Principal, run_id: int) -> sqlite3.Row
 
 @use_case("sandbox.run.view", "run:{run_id}")
 def run_status(ctx: Context, principal: Principal, run_id: int) -> dict[str, Any]:
-    """A run as its team (or staff) sees it. Raises NotFound for other teams' runs."""
+    """A run as its team (or staff) sees it. Raises NotFound for other teams' runs.
+
+    ``primary_value``: for staff the exact figure; for the team the released one (the
+    Ladder's, or a final report's rounded figure) once the report is visible. Staff also get
+    ``exact_primary``, ``flagged`` and ``singling_out`` (the check of the run's scores)."""
     run = _visible_run(ctx, principal, int(run_id))
-    visible = principal.is_staff or run["status"] in states.VISIBLE_TO_TEAM
-    return {
+    team_sees = run["status"] in states.VISIBLE_TO_TEAM and bool(run["released_file"])
+    status = {
         "id": run["id"], "kind": run["kind"], "task": run["task_id"],
         "task_version": run["task_version"], "protocol_hash": run["protocol_hash"],
         "team": run["team"], "status": run["status"],
@@ -229,11 +259,18 @@ def run_status(ctx: Context, principal: Principal, run_id: int) -> dict[str, Any
         "message": run["message"], "model": f"{run['model_name']} {run['model_version']}",
         "model_sha256": run["sha256"], "release_version": run["release_version"],
         "created_at": run["created_at"], "finished_at": run["finished_at"],
-        "primary_value": run["primary_value"] if visible else None,
-        "report_available": bool(run["report_file"]) and visible,
+        "primary_value": (run["primary_value"] if principal.is_staff else
+                          run["released_primary"] if team_sees else None),
+        "report_available": bool(run["report_file"]) if principal.is_staff else team_sees,
         "review_reason": run["review_reason"] if run["status"] == "withheld" else None,
-        "rerun_of": run["rerun_of"],
+        "rerun_of": run["rerun_of"], "final": bool(run["final_report"]),
     }
+    if principal.is_staff:
+        status.update(released_primary=run["released_primary"], flagged=bool(run["flagged"]),
+                      singling_out=json.loads(run["singling_out"])
+                      if run["singling_out"] else None,
+                      released_available=bool(run["released_file"]))
+    return status
 
 
 @use_case("sandbox.runs.list")
@@ -247,26 +284,65 @@ def list_runs(ctx: Context, principal: Principal, task_id: str | None = None,
     return [run_status(ctx, principal, r["id"]) for r in rows]
 
 
+def _not_released(ctx: Context, principal: Principal, run: sqlite3.Row) -> Denied:
+    exc = Denied("report_not_released",
+                 "This report is awaiting review by platform staff." if run["status"] ==
+                 "awaiting_review" else "This run has no report you can see.")
+    _deny(ctx, principal, "sandbox.report.view", f"run:{run['id']}", exc)
+    return exc
+
+
+def _document(ctx: Context, principal: Principal, run: sqlite3.Row, name: str, fmt: str,
+              view: str) -> Any:
+    audit.record(ctx.conn, actor=principal.actor, team=principal.team,
+                 action="sandbox.report.view", target=f"run:{run['id']}", decision="allowed",
+                 details={"format": fmt, "view": view})
+    if fmt == "html":
+        return publish.html_path(ctx.settings, name).read_text(encoding="utf-8")
+    return json.loads((ctx.settings.reports_dir / name).read_text(encoding="utf-8"))
+
+
 @use_case("sandbox.report.view", "run:{run_id}")
-def report(ctx: Context, principal: Principal, run_id: int, fmt: str = "json") -> Any:
-    """A run's report (a dict for ``json``, text for ``html``). Teams see it only once it is
-    completed or released. Raises NotFound or Denied(code='report_not_released')."""
+def released_report(ctx: Context, principal: Principal, run_id: int, fmt: str = "json") -> Any:
+    """THE team-visible report of a run: the one accessor pages, the API, the CLI, leaderboards
+    and exports use for anything a team may see (``fmt``: ``json`` gives a dict, ``html``
+    text). It is the released report (``view: released``, docs/report-schema.md): for a final
+    submission every figure as ``sandbox.disclosure`` releases it, otherwise the primary metric
+    as the team's Ladder shows it (``metrics`` is null). Its receipt also signs the exact
+    report's hash.
+
+    Members of the run's team get it once the run is completed or released; staff may read it
+    at any time after that, to see what the team sees. Raises NotFound (another team's run, or
+    no report), Denied(code='report_not_released') while it awaits review or was withheld.
+    Audited (``sandbox.report.view``, view ``released``)."""
     run = _visible_run(ctx, principal, int(run_id))
-    if not principal.is_staff and run["status"] not in states.VISIBLE_TO_TEAM:
-        exc = Denied("report_not_released",
-                     "This report is awaiting review by platform staff." if run["status"] ==
-                     "awaiting_review" else "This run has no report you can see.")
-        _deny(ctx, principal, "sandbox.report.view", f"run:{run_id}", exc)
-        raise exc
+    if run["status"] not in states.VISIBLE_TO_TEAM or not run["released_file"]:
+        if run["status"] == "failed" or (principal.is_staff and not run["report_file"]):
+            raise NotFound("report_not_found", "This run has no report (see its outcome).")
+        raise _not_released(ctx, principal, run)
+    return _document(ctx, principal, run, run["released_file"], fmt, "released")
+
+
+@use_case("sandbox.report.view", "run:{run_id}")
+def staff_report(ctx: Context, staff: Principal, run_id: int, fmt: str = "json") -> Any:
+    """THE staff (exact) view of a run's report: every figure at full precision, the
+    staff-only score cells and the singling-out check (``review.singling_out``), whatever the
+    run's status. Staff only. Raises Denied (not staff), NotFound. Audited
+    (``sandbox.report.view``, view ``exact``)."""
+    require_staff(staff)
+    run = runs.get_run(ctx.conn, int(run_id))
     if not run["report_file"]:
         raise NotFound("report_not_found", "This run has no report (see its outcome).")
-    path = ctx.settings.reports_dir / run["report_file"]
-    audit.record(ctx.conn, actor=principal.actor, team=principal.team,
-                 action="sandbox.report.view", target=f"run:{run_id}", decision="allowed",
-                 details={"format": fmt})
-    if fmt == "html":
-        return path.with_suffix(".html").read_text(encoding="utf-8")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return _document(ctx, staff, run, run["report_file"], fmt, "exact")
+
+
+@use_case("sandbox.report.view", "run:{run_id}")
+def report(ctx: Context, principal: Principal, run_id: int, fmt: str = "json") -> Any:
+    """The report the principal's role sees: :func:`staff_report` for staff,
+    :func:`released_report` for everyone else. New code should call one of those two."""
+    if principal.is_staff:
+        return staff_report(ctx, principal, run_id, fmt)
+    return released_report(ctx, principal, run_id, fmt)
 
 
 def _review(ctx: Context, staff: Principal, run_id: int, new: str, reason: str | None) -> None:
@@ -275,6 +351,9 @@ def _review(ctx: Context, staff: Principal, run_id: int, new: str, reason: str |
         run = runs.get_run(ctx.conn, int(run_id))
         runs.set_status(ctx.conn, run["id"], new, reviewed_by=staff.actor, review_reason=reason,
                         reviewed_at=utcnow())
+        if new == "released" and run["kind"] == "validation" and run["report_file"] \
+                and not run["released_file"]:
+            publish.publish(ctx.settings, ctx.conn, run["id"])
         audit.record(ctx.conn, actor=staff.actor, team=run["team"],
                      action=f"sandbox.run.{'release' if new == 'released' else 'withhold'}",
                      target=f"run:{run['id']}", decision="done", reason=reason,
@@ -283,8 +362,10 @@ def _review(ctx: Context, staff: Principal, run_id: int, new: str, reason: str |
 
 @use_case("sandbox.run.release", "run:{run_id}")
 def release_run(ctx: Context, staff: Principal, run_id: int) -> dict[str, Any]:
-    """Staff release an awaiting (or withheld) run's report to its team. Raises Denied
-    (staff only) or Rejected(code='invalid_transition')."""
+    """Staff release an awaiting (or withheld) run's report to its team: its released report
+    is made now (the Ladder moves, see :mod:`sandbox.publish`); this is also the staff
+    decision on a run the singling-out check flagged. Raises Denied (staff only) or
+    Rejected(code='invalid_transition')."""
     _review(ctx, staff, run_id, "released", None)
     return run_status(ctx, staff, run_id)
 

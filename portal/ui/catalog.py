@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from portal.policy.model import DatasetPolicy
+from portal.ui import deid_report
 from portal.ui.text import md_escape
 
 
@@ -21,6 +22,8 @@ def header(card: dict) -> None:
     cols[2].metric("Tables", len(card.get("tables") or []))
     rows = sum(t.get("dev_rows") or 0 for t in card.get("tables") or [])
     cols[3].metric("Rows (queryable)", f"{rows:,}")
+    if card.get("report"):
+        split_table(card["report"])
     provenance = card.get("provenance") or {}
     with st.expander("Provenance and licence"):
         st.dataframe([{"field": k, "value": str(v)} for k, v in provenance.items()]
@@ -51,20 +54,38 @@ def tables(card: dict) -> None:
         st.caption("Not released: " + md_escape(", ".join(d["name"] for d in dropped)))
 
 
-def report(card: dict, summary: str) -> None:
+def split_table(rpt: dict) -> None:
+    """Persons and rows: dev (queryable), held out (validation only), suppressed."""
+    parts = deid_report.split(rpt)
+    st.dataframe([{"split": what, "dev (queryable)": parts[key]["dev"],
+                   "held out (validation only)": parts[key]["holdout"],
+                   "suppressed (k-anonymity)": parts[key]["suppressed"]}
+                  for key, what in (("persons", "persons"), ("rows", "rows"))],
+                 hide_index=True, width="content")
+
+
+def report(card: dict) -> None:
     rpt = card.get("report") or {}
     if not rpt:
         st.info("No release yet, so no de-identification report.")
         return
-    (st.success if rpt.get("passed") else st.error)(
-        f"De-identification checks {'passed' if rpt.get('passed') else 'FAILED'}.")
-    k = rpt.get("k_anonymity") or {}
-    if k.get("applicable"):
-        st.write(f"k-anonymity target k = {k.get('k_target')} over "
-                 f"{md_escape(', '.join(k.get('quasi_identifiers', [])))}.")
     demographics_chart(card.get("demographics") or {})
-    with st.expander("Full report"):
-        st.text(summary)
+    report_sections(rpt)
+
+
+def report_sections(rpt: dict) -> None:
+    """The de-identification report as formatted sections: our own titles and sentences (the
+    dataset's names in them escaped), tables as grids of text."""
+    boxes = {"ok": st.success, "problem": st.error, "info": st.markdown}
+    for section in deid_report.sections(rpt):
+        st.subheader(section.title)
+        lines = [md_escape(line) for line in section.lines]
+        if lines:
+            boxes[section.level](lines[0])
+        if lines[1:]:
+            st.markdown("\n".join(f"- {line}" for line in lines[1:]))
+        if section.rows:
+            st.dataframe(section.rows, hide_index=True, width="stretch")
 
 
 def demographics_chart(demo: dict) -> None:

@@ -65,3 +65,32 @@ def numeric_columns(rows: list[dict[str, Any]]) -> list[str]:
             and all(r[n] is None or r[n] == SUPPRESSED
                     or (isinstance(r[n], int | float) and not isinstance(r[n], bool))
                     for r in rows)]
+
+
+JS_SAFE_INTEGER = 2**53 - 1
+
+
+def is_id_column(name: str) -> bool:
+    lowered = name.lower()
+    return lowered == "id" or lowered.endswith("_id") or lowered.endswith(" id")
+
+
+def with_text_ids(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with identifiers as text: every integer in an id column (``id``, ``*_id``) and any
+    integer a browser cannot hold exactly (beyond 2^53), so the grid shows the digits instead
+    of a rounded number or a "larger than 2^53" marker."""
+    if not rows:
+        return rows
+    names = list(rows[0])
+    id_columns = {n for n in names if is_id_column(str(n))}
+    out = []
+    for row in rows:
+        out.append({k: (str(v) if isinstance(v, int) and not isinstance(v, bool) and (
+            k in id_columns or abs(v) > JS_SAFE_INTEGER) else v) for k, v in row.items()})
+    return out
+
+
+def column_help(columns: list[str], described: dict[str, str]) -> dict[str, str]:
+    """Column name → its data-card description, for the grid's header tooltips (a result column
+    named like an extract column gets that column's description)."""
+    return {c: described[c] for c in columns if described.get(c)}

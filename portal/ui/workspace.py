@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -9,14 +11,13 @@ from portal.errors import PortalError
 from portal.identity import Principal
 from portal.services import admin, query
 from portal.services.context import Context
-from portal.ui import results
-from portal.ui.cache import cached
-from portal.ui.csvexport import to_csv
+from portal.ui import editor, results
+from portal.ui.csvexport import to_csv, to_parquet
 from portal.ui.errors import show_error
 from portal.ui.text import md_escape
 
-EDITOR_KEY = "ws_sql"
 RESULT_KEY = "_ws_result"
+HISTORY_ROWS = 10
 
 
 def dataset_labels(grants: list[dict]) -> dict[str, str]:
@@ -47,73 +48,81 @@ def with_linked_dataset(labels: dict[str, str], linked: str | None) -> list[str]
     return options
 
 
-def schema_browser(ctx: Context, me: Principal, dataset_id: str, grant_label: str) -> None:
-    """Exactly the tables and columns the team's extract holds (remembered briefly per person
-    and grant state: a revoked or expired grant changes the label, so the service is asked
-    again and refuses)."""
-    st.subheader("Schema")
-    try:
-        schema = cached(me, ("schema", dataset_id, grant_label), 60,
-                        lambda: query.schema_for(ctx, me, dataset_id))
-    except PortalError as exc:
-        show_error(exc)
-        return
-    st.caption(f"{len(schema)} tables in your governed extract.")
-    table = st.selectbox("Table", list(schema), key="ws_schema_table")
-    if table is not None:
-        st.dataframe([{"column": c, "type": t} for c, t in schema[table]], hide_index=True,
-                     width="stretch", height=min(38 + 35 * len(schema[table]), 420))
-
-
-def saved_picker(ctx: Context, me: Principal, dataset_id: str) -> None:
-    """Load a saved query into the editor (before the editor widget is created)."""
-    saved = query.list_saved_queries(ctx, me, dataset_id)
-    if not saved:
-        return
-    by_name = {s["name"]: s["sql_text"] for s in saved}
-    cols = st.columns([3, 1])
-    name = cols[0].selectbox("Saved queries", list(by_name), key="ws_saved")
-    if cols[1].button("Load", key="ws_load"):
-        st.session_state[EDITOR_KEY] = by_name[name]
-
-
 def run(ctx: Context, me: Principal, dataset_id: str, sql: str) -> None:
-    """Run with visible progress; keep the result for this session and dataset. A spinner,
-    not ``st.status``: the status container sleeps 50 ms on entry and on exit, more than a
-    light query costs; the result's caption gives its rows and time."""
+    """Run with visible progress; keep the result (with the SQL it answers) for this session
+    and dataset. The result is kept before anything else is drawn: a rerun that interrupts
+    this one (the editor sending its text) then finds it instead of losing it. A spinner, not
+    ``st.status``: the status container sleeps 50 ms on entry and on exit, more than a light
+    query costs; a caption says what happened instead."""
     st.session_state.pop(RESULT_KEY, None)
     with st.spinner("Running query…", show_time=True):
         try:
             result = query.run_query(ctx, me, dataset_id, sql)
         except PortalError as exc:
-            st.session_state[RESULT_KEY] = (me.user_id, dataset_id, exc)
+            _keep(me, dataset_id, sql, exc)
+            st.caption("Query refused")
             return
-    st.session_state[RESULT_KEY] = (me.user_id, dataset_id, result)
+        _keep(me, dataset_id, sql, result)
+    st.caption(f"Done: {result.row_count} rows in {result.duration_ms:.0f} ms")
 
 
-def show_result(ctx: Context, me: Principal, dataset_id: str) -> None:
+def _keep(me: Principal, dataset_id: str, sql: str, outcome: Any) -> None:
+    st.session_state[RESULT_KEY] = (me.user_id, dataset_id, sql, outcome)
+    editor.ran()
+
+
+def kept_result(me: Principal, dataset_id: str, sql: str) -> Any:
+    """The result or error of the last run, if it answers exactly the editor's SQL on this
+    dataset; editing the SQL clears a stale result or error."""
     kept = st.session_state.get(RESULT_KEY)
     if not kept or kept[0] != me.user_id or kept[1] != dataset_id:
+        return None
+    if kept[2] != sql:
+        st.session_state.pop(RESULT_KEY, None)
+        return None
+    return kept[3]
+
+
+def show_result(ctx: Context, me: Principal, dataset_id: str, sql: str,
+                described: dict[str, str] | None = None) -> None:
+    result = kept_result(me, dataset_id, sql)
+    if result is None:
         return
-    result = kept[2]
     if isinstance(result, BaseException):
         show_error(result)
         return
     for level, sentence in results.notices(result):
         getattr(st, level)(sentence)
-    rows = results.display_rows(result)
+    rows = results.with_text_ids(results.display_rows(result))
+    columns = results.unique_columns(list(result.columns))
     st.caption(f"{result.row_count} rows · tier {md_escape(result.tier)} · "
                f"{result.duration_ms:.0f} ms · query {result.query_id[:12]}")
-    frame = pd.DataFrame(rows, columns=results.unique_columns(list(result.columns)))
-    st.dataframe(frame, hide_index=True, width="stretch")
+    frame = pd.DataFrame(rows, columns=columns)
+    helps = results.column_help(columns, described or {})
+    st.dataframe(frame, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.Column(c, help=h) for c, h in helps.items()})
     quick_chart(rows)
-    if query.can_download(ctx, me, dataset_id, result):
-        st.download_button("Download CSV", to_csv(list(frame.columns), rows),
-                           file_name=f"{dataset_id}-{result.query_id}.csv", mime="text/csv",
-                           key="ws_download", on_click=admin.record_download,
-                           args=(ctx, me, dataset_id, result.query_id, len(rows)))
-    else:
+    exports(ctx, me, dataset_id, result, columns, rows)
+
+
+def exports(ctx: Context, me: Principal, dataset_id: str, result: Any, columns: list[str],
+            rows: list[dict]) -> None:
+    """CSV and Parquet downloads, only where the tier's download rule allows this result; each
+    click is audited (format, rows)."""
+    if not query.can_download(ctx, me, dataset_id, result):
         st.caption("Your tier does not allow downloading results.")
+        return
+    name = f"{dataset_id}-{result.query_id}"
+    cols = st.columns(2)
+    cols[0].download_button("Download CSV", to_csv(columns, rows), file_name=f"{name}.csv",
+                            mime="text/csv", key="ws_download", on_click=admin.record_download,
+                            args=(ctx, me, dataset_id, result.query_id, len(rows)),
+                            kwargs={"fmt": "csv"})
+    cols[1].download_button("Download Parquet", lambda: to_parquet(columns, rows),
+                            file_name=f"{name}.parquet", mime="application/vnd.apache.parquet",
+                            key="ws_download_parquet", on_click=admin.record_download,
+                            args=(ctx, me, dataset_id, result.query_id, len(rows)),
+                            kwargs={"fmt": "parquet"})
 
 
 def quick_chart(rows: list[dict]) -> None:
@@ -129,18 +138,56 @@ def quick_chart(rows: list[dict]) -> None:
             st.bar_chart(data, x=x, y=y)
 
 
-def history(ctx: Context, me: Principal, dataset_id: str, sql: str) -> None:
-    with st.expander("History and saved queries"):
-        past = query.query_history(ctx, me, limit=20)
-        if past:
-            st.dataframe(past, hide_index=True, width="stretch")
-        else:
-            st.text("No queries yet.")
-        cols = st.columns([3, 1])
+def _one_line(sql: str, width: int = 90) -> str:
+    flat = " ".join(str(sql).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def saved_queries(ctx: Context, me: Principal, dataset_id: str, sql: str) -> None:
+    """Saved queries of this dataset (the person's own and the team's shared ones), each loaded
+    into the editor with one click; save the editor's query, shared with the team or not."""
+    with st.expander("Saved queries", expanded=True):
+        try:
+            saved = query.list_saved_queries(ctx, me, dataset_id)
+        except PortalError as exc:
+            show_error(exc)
+            saved = []
+        for item in saved:
+            cols = st.columns([5, 1])
+            whose = "yours" if item["mine"] else f"shared by {item['owner']}"
+            shared = " · shared with your team" if item["mine"] and item["shared"] else ""
+            cols[0].text(f"{item['name']} ({whose}{shared})\n{_one_line(item['sql_text'])}")
+            cols[1].button("Load", key=f"ws_load_saved_{item['id']}", on_click=editor.load,
+                           args=(item["sql_text"],))
+        if not saved:
+            st.text("No saved queries for this dataset yet.")
+        cols = st.columns([3, 1, 1])
         name = cols[0].text_input("Save the editor's query as", key="ws_save_name")
-        if cols[1].button("Save", key="ws_save"):
+        share = cols[1].checkbox("Share with my team", key="ws_save_shared")
+        if cols[2].button("Save", key="ws_save"):
             try:
-                query.save_query(ctx, me, dataset_id, name, sql)
+                query.save_query(ctx, me, dataset_id, name, sql, shared=share)
                 st.success(f"Saved as {md_escape(name)}.")
             except PortalError as exc:
                 show_error(exc)
+
+
+def history(ctx: Context, me: Principal, dataset_id: str) -> None:
+    """The person's recent queries on this dataset, each loaded into the editor with one
+    click."""
+    with st.expander("History"):
+        try:
+            past = [h for h in query.query_history(ctx, me, limit=50)
+                    if h["dataset_id"] == dataset_id][:HISTORY_ROWS]
+        except PortalError as exc:
+            show_error(exc)
+            return
+        if not past:
+            st.text("No queries on this dataset yet.")
+        for item in past:
+            cols = st.columns([5, 1])
+            outcome = item["code"] or f"{item['rows_returned']} rows"
+            cols[0].text(f"{item['started_at']} · {item['status']} · {outcome}\n"
+                         f"{_one_line(item['sql_text'])}")
+            cols[1].button("Load", key=f"ws_load_history_{item['query_id']}",
+                           on_click=editor.load, args=(item["sql_text"],))

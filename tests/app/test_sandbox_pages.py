@@ -67,6 +67,7 @@ def test_member_submits_then_sees_the_report_after_staff_release(home):
     at = _member_page()
     _fill_card(at)
     at.file_uploader(key="sb_file").upload("model.onnx", model, "application/octet-stream")
+    at.checkbox(key="sb_final").check()
     at.button[1].click().run()  # Submit for validation
     assert not at.exception
     assert any("queued" in s.value for s in at.success)
@@ -82,6 +83,7 @@ def test_member_submits_then_sees_the_report_after_staff_release(home):
     assert not at.exception
     shown = texts(at)
     assert "AUROC" in shown and "At decision thresholds" in shown
+    assert "Ladder best" in [m.label for m in at.metric]
     assert len(at.get("download_button")) == 2
     actions = {e.action for e in audit.list_events(home.conn)}
     assert {"sandbox.submit", "sandbox.run.release", "sandbox.report.view"} <= actions

@@ -22,6 +22,12 @@ PURPOSE = "Estimate GI bleeding after NSAID exposure to calibrate a triage model
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
+def approve(at, request_id: int) -> None:
+    """Approve, then confirm the terms shown."""
+    [b for b in at.button if b.label == "Approve"][0].click().run()
+    at.button(key=f"approve_{request_id}__yes").click().run()
+
+
 @pytest.fixture
 def requested(seeded):
     founder = principal_for_email(seeded.conn, FOUNDER)
@@ -37,7 +43,13 @@ def test_review_queue_shows_the_request_and_approves_it(requested):
     assert f"Request {request_id}" in shown and PURPOSE in shown and "gamma-ai" in shown
     at.number_input(key=f"days_{request_id}").set_value(30)
     at.text_area(key=f"conditions_{request_id}").input("No linkage.")
-    at.button[0].click().run()
+    at.button[0].click().run()  # Approve: asks first
+    assert not at.exception and not at.success
+    asked = "\n".join(w.value for w in at.warning).replace("\\", "")
+    assert "Team **gamma-ai** gets tier **row-level** of **eunomia** for 30 days" in asked
+    assert "No linkage." in asked
+    assert not access.list_grants(ctx, principal_for_email(ctx.conn, STAFF))
+    at.button(key=f"approve_{request_id}__yes").click().run()
     assert not at.exception
     assert any("approved" in s.value for s in at.success)
     grant = access.list_grants(ctx, principal_for_email(ctx.conn, STAFF))[0]
@@ -64,7 +76,7 @@ def test_review_of_own_team_request_is_refused_by_the_service_and_audited(reques
     at = app("review_queue.py", claims(REVIEWER))
     at.run()
     assert any("own_team" in w.value.replace("\\", "") for w in at.warning)
-    at.button[0].click().run()  # Approve anyway
+    approve(at, request_id)  # anyway
     assert error_codes(at) == ["own_team"]
     events = audit.list_events(ctx.conn, action="request.approve", decision="denied")
     assert events and events[0].actor == REVIEWER and events[0].reason == "own_team"
@@ -75,7 +87,7 @@ def test_review_duration_beyond_the_policy_maximum_is_refused(requested):
     at = app("review_queue.py", claims(STAFF))
     at.run()
     at.number_input(key=f"days_{request_id}").set_value(3000)
-    at.button[0].click().run()
+    approve(at, request_id)
     assert error_codes(at) == ["duration_exceeds_policy"]
 
 
@@ -138,7 +150,7 @@ def test_audit_page_shows_chain_status_filters_and_exports_csv(requested):
     at = app("audit_log.py", claims(STAFF))
     at.run()
     assert any("Audit chain verifies" in s.value for s in at.success)
-    at.text_input(key="audit_action").input("request.submit").run()
+    at.selectbox(key="audit_action").select("request.submit").run()
     frame = at.dataframe[0].value
     assert set(frame["action"]) == {"request.submit"}
     assert [b.label for b in at.get("download_button")] == ["Export CSV"]
@@ -158,6 +170,9 @@ def test_datasets_page_lists_releases_and_rebuilds_extracts(released):
     assert not at.exception
     assert "eunomia" in texts(at)
     at.button(key="admin_rebuild_extracts").click().run()
+    assert any("governed extract" in w.value for w in at.warning)  # asks first
+    assert not audit.list_events(released.conn, action="extracts.rebuild")
+    at.button(key="admin_rebuild_extracts__yes").click().run()
     assert any("row-level" in s.value for s in at.success)
     assert audit.list_events(released.conn, action="extracts.rebuild")
 
@@ -181,14 +196,14 @@ def test_two_approval_tier_needs_a_second_member_of_staff(seeded, tmp_path, monk
     made = access.submit_request(ctx, founder, "eunomia", "row-level", PURPOSE, True)
     first = app("review_queue.py", claims(STAFF))
     first.run()
-    first.button[0].click().run()
+    approve(first, made["id"])
     assert any("awaiting_second_approval" in s.value.replace("\\", "") for s in first.success)
-    first.button[0].click().run()  # the same person again
+    approve(first, made["id"])  # the same person again
     assert error_codes(first) == ["already_reviewed"]
     second = app("review_queue.py", claims(REVIEWER))
     second.run()
     assert "approvals 1/2" in texts(second)
-    second.button[0].click().run()
+    approve(second, made["id"])
     assert any("Status: approved" in s.value for s in second.success)
     assert access.get_request(ctx, founder, made["id"])["status"] == "approved"
 

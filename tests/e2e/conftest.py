@@ -140,9 +140,9 @@ def sign_in(page, stack: Stack, email: str, shots: Shots | None = None) -> None:
 
 
 def sign_out(page) -> None:
-    """Sign out of the portal, confirm the provider's end-session page, back to Sign in."""
+    """Sign out of the portal: straight back to its Sign in prompt (the development provider
+    has no end-session page, see portal/devprovider.py)."""
     page.get_by_role("button", name="Sign out").click()
-    page.get_by_role("button", name="End session").click()
     page.get_by_role("button", name="Sign in").wait_for()
 
 
@@ -150,3 +150,25 @@ def go(page, stack: Stack, path: str, heading: str) -> None:
     page.goto(f"{stack.url}/{path}")
     page.get_by_role("heading", name=heading).first.wait_for()
     wait_idle(page)
+
+
+EDITOR_FRAME = "iframe[title='code_editor.code_editor']"
+EDITOR_TEXT = "#REACT_ACE_EDITOR .ace_content"
+
+
+def code_editor(page):
+    """The workspace's code editor (a component in its own iframe), once it has drawn."""
+    frame = page.frame_locator(EDITOR_FRAME).first
+    frame.locator(EDITOR_TEXT).wait_for()
+    return frame
+
+
+def replace_sql(page, sql: str) -> None:
+    """Select everything in the code editor and put ``sql`` in its place (as one input, so no
+    completion popup interferes)."""
+    frame = code_editor(page)
+    frame.locator(EDITOR_TEXT).click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(sql)
+    page.keyboard.press("Escape")

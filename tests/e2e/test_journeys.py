@@ -9,7 +9,16 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, Shots, go, new_page, sign_in, sign_out, wait_idle
+from tests.e2e.conftest import (
+    ARTIFACTS,
+    Shots,
+    go,
+    new_page,
+    replace_sql,
+    sign_in,
+    sign_out,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -51,10 +60,10 @@ def _outcomes(page) -> list[str]:
 
 
 def run_query(page, sql: str) -> float:
-    """Type the SQL, click Run, wait for a new outcome; returns seconds from click to it."""
-    editor = page.get_by_label("SQL (one read-only query)")
-    editor.fill(sql)
-    editor.press("Control+Enter")
+    """Put the SQL in the code editor, click Run, wait for a new outcome; returns seconds from
+    click to it."""
+    replace_sql(page, sql)
+    page.wait_for_timeout(600)  # the editor sends its text after a short pause
     wait_idle(page)
     before = _outcomes(page)
     started = time.perf_counter()
@@ -85,6 +94,10 @@ def test_request_approve_query_revoke_refuse(stack, browser):
     staff.get_by_text("founder@gamma-ai.example").first.wait_for()
     shots(staff, "review-queue")
     _request_box(staff, "founder@gamma-ai.example").get_by_role("button", name="Approve").click()
+    staff.get_by_text(re.compile(r"Approve request \d+\?")).wait_for()
+    wait_idle(staff)
+    shots(staff, "approve-confirm")
+    staff.get_by_role("button", name="Confirm approval").click()
     staff.get_by_text(re.compile(r"Request \d+ approved")).wait_for()
     wait_idle(staff)
     shots(staff, "approved")
@@ -131,6 +144,7 @@ def test_self_approval_attempt_is_refused(stack, browser):
     assert reviewer.locator("img[src='x']").count() == 0
     _request_box(reviewer, "analyst@acme-health.example").get_by_role(
         "button", name="Approve").click()
+    reviewer.get_by_role("button", name="Confirm approval").click()
     reviewer.get_by_text("own_team").last.wait_for()
     wait_idle(reviewer)
     shots(reviewer, "refused")

@@ -27,7 +27,8 @@ def test_submit_then_status_then_worker_then_released_report(released_ctx, peopl
     member, _, staff = people
     token = make_api_token(released_ctx, member)
     with live_api.client(token) as http:
-        submitted = http.post("/api/v1/runs", **multipart(TASK, wdbc_model(released_ctx)))
+        submitted = http.post("/api/v1/runs", **multipart(TASK, wdbc_model(released_ctx),
+                                                          final="true"))
         assert submitted.status_code == 201, submitted.text
         run = submitted.json()
         assert (run["kind"], run["task"], run["status"]) == ("validation", TASK, "queued")
@@ -45,7 +46,8 @@ def test_submit_then_status_then_worker_then_released_report(released_ctx, peopl
         listed = http.get("/api/v1/runs").json()
     document = report.json()
     assert document == json.loads(json.dumps(
-        sandbox_services.report(released_ctx, member, run["id"])))
+        sandbox_services.released_report(released_ctx, member, run["id"])))
+    assert document["view"] == "released" and document["final"] is True
     assert document["metrics"]["overall"]["auroc"]["value"] > 0.9
     assert [r["id"] for r in listed] == [run["id"]]
     submits = audit.list_events(released_ctx.conn, action="sandbox.submit")

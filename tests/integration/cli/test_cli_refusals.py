@@ -107,6 +107,8 @@ CASES = {
     "sandbox status": (["{run}", "--user", MEMBER], None, 2, "sandbox.run.view", "denied"),
     "sandbox runs": (["--user", "nobody@x.example"], None, 2, "identity.resolve", "denied"),
     "sandbox report": (["{run}", "--user", MEMBER], None, 2, "sandbox.report.view", "denied"),
+    "sandbox budget": (["no-such-task", "--user", MEMBER], None, 2, "sandbox.quota",
+                       "denied"),
     "sandbox release": (["{run}", "--by", MEMBER], None, 2, "sandbox.run.release", "denied"),
     "sandbox withhold": (["{run}", "--by", MEMBER, "--reason", "not good enough"], None, 2,
                          "sandbox.run.withhold", "denied"),

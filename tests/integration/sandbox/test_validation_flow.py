@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from portal import audit
-from portal.errors import Denied, NotFound, Rejected
+from portal.errors import Denied, NotFound, QuotaExceeded, Rejected
 from portal.services import sandbox as services
 from sandbox import receipts
 from tests.integration.sandbox.helpers import need_isolation, people, run_queue, wdbc_model
@@ -41,16 +41,26 @@ def test_submitted_model_is_validated_reviewed_and_released_to_its_team(flow):
     with pytest.raises(Denied):
         services.release_run(ctx, member, run_id)
     services.release_run(ctx, staff, run_id)
-    document = services.report(ctx, member, run_id)
-    assert document["schema_version"] == 1
+    document = services.released_report(ctx, member, run_id)
+    assert document["schema_version"] == 2 and document["view"] == "released"
     assert document["release"]["dataset"] == "wdbc" and document["release"]["version"]
     assert document["task"]["protocol_hash"] == services.get_task(ctx, "wdbc-malignancy") \
         .protocol_hash
-    assert document["primary"]["metric"] == "auroc" and document["primary"]["value"] > 0.9
-    assert document["data"]["synthetic"] is False
-    html = services.report(ctx, member, run_id, "html")
-    assert html.count("<svg") >= 4 and "ROC curve" in html
+    exact = services.staff_report(ctx, staff, run_id)
+    assert exact["view"] == "exact" and exact["primary"]["value"] > 0.9
+    # not a final submission: the Ladder's figure on the grid, nothing else
+    assert document["final"] is False and document["metrics"] is None
+    assert document["primary"]["metric"] == "auroc" and document["primary"]["source"] == "ladder"
+    assert document["primary"]["value"] == round(round(exact["primary"]["value"] / 0.05) * 0.05, 2)
+    assert document["data"] == {"rows": exact["data"]["rows"], "synthetic": False}
+    assert "nonce" not in document and "review" not in document
+    assert services.run_status(ctx, member, run_id)["primary_value"] == \
+        document["primary"]["value"]
+    html = services.released_report(ctx, member, run_id, "html")
+    assert "Ladder best" in html and "<svg" not in html
     assert receipts.verify(ctx.settings, document)[0]
+    assert receipts.verify(ctx.settings, document, exact=exact)[0]
+    assert receipts.verify(ctx.settings, exact)[0]
     actions = [e.action for e in audit.list_events(ctx.conn, target_prefix=f"run:{run_id}")]
     assert {"sandbox.submit", "sandbox.run.finish", "sandbox.run.release",
             "sandbox.report.view"} <= set(actions)
@@ -79,6 +89,39 @@ def test_same_model_on_same_task_version_gives_identical_figures(flow):
     run_queue(ctx)
     a, b = (services.report(ctx, staff, r)["metrics"] for r in (first, second))
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_a_final_submission_gets_the_full_released_report_and_the_budget_is_enforced(flow):
+    ctx, member, _, staff = flow
+    model = wdbc_model(ctx)
+    card = services.get_task(ctx, "wdbc-malignancy")
+    ids = [services.submit(ctx, member, card.id, model, MODEL_CARD, final=True)
+           for _ in range(card.disclosure.final_reports)]
+    with pytest.raises(QuotaExceeded) as refused:
+        services.submit(ctx, member, card.id, model, MODEL_CARD, final=True)
+    assert refused.value.code == "final_report_quota_exceeded"
+    quota = services.quota_status(ctx, member, card)
+    assert quota["final_reports_used"] == quota["final_reports_limit"] == 2
+    run_queue(ctx)
+    for run_id in ids:
+        services.release_run(ctx, staff, run_id)
+    first, second = (services.released_report(ctx, member, r) for r in ids)
+    exact = services.staff_report(ctx, staff, ids[0])
+    assert first["final"] is True and first["primary"]["source"] == "this submission"
+    overall = first["metrics"]["overall"]
+    assert overall["grid_step"] == 0.05 and "se" not in overall["auroc"]
+    for figure in ("auroc", "brier"):
+        value = overall[figure]["value"]
+        assert value == round(round(exact["metrics"]["overall"][figure]["value"] / 0.05) * 0.05,
+                              2)
+    assert "score_cells" not in first["metrics"] and "review" not in first
+    assert first["budget"] == {"final_reports_used": 2, "final_reports_limit": 2}
+    # the Ladder: the same model again does not beat the best, so the best stays
+    assert first["ladder"]["improved"] is True and second["ladder"]["improved"] is False
+    assert second["ladder"]["best"] == first["ladder"]["best"]
+    assert services.quota_status(ctx, member, card)["ladder_submissions"] == 2
+    html = services.released_report(ctx, member, ids[0], "html")
+    assert "Released figures" in html and "ROC curve" in html
 
 
 def test_report_figures_agree_with_scikit_learn_on_the_same_predictions(flow):

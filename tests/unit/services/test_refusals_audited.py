@@ -24,6 +24,7 @@ from portal.services import (
     query,
     sandbox,
     tokens,
+    workspace,
 )
 from tests.factories import make_validation_run
 
@@ -44,6 +45,7 @@ HELPERS = {
               "close_abandoned_runs"},
     "sandbox": {"tasks", "get_task", "task_summary", "clean_model_card", "verify_report",
                 "process_queue"},
+    "workspace": set(),
     "tokens": {"authenticate", "check_scope", "known_datasets", "owner_of", "token_hash",
                "token_id_of"},
 }
@@ -97,6 +99,8 @@ REFUSALS = {
         admin.rebuild_extracts(c, m, "eunomia")),
     ("admin", "audit_events"): ("audit.view", lambda c, m, s, run, tmp:
         admin.audit_events(c, m)),
+    ("admin", "audit_filter_options"): ("audit.view", lambda c, m, s, run, tmp:
+        admin.audit_filter_options(c, m)),
     ("admin", "record_audit_export"): ("audit.export", lambda c, m, s, run, tmp:
         admin.record_audit_export(c, m, {}, 1)),
     ("admin", "record_download"): ("query.download", lambda c, m, s, run, tmp:
@@ -148,6 +152,12 @@ REFUSALS = {
         query.prune_extracts(c, m)),
     ("query", "query_budget"): ("query.budget", lambda c, m, s, run, tmp:
         query.query_budget(c, m, "eunomia")),
+    ("query", "share_saved_query"): ("query.saved.share", lambda c, m, s, run, tmp:
+        query.share_saved_query(c, m, 999_999)),
+    ("workspace", "schema_overview"): ("query.schema.overview", lambda c, m, s, run, tmp:
+        workspace.schema_overview(c, m, "eunomia")),
+    ("workspace", "search_concepts"): ("query.concepts", lambda c, m, s, run, tmp:
+        workspace.search_concepts(c, m, "eunomia", "bleeding")),
     ("tokens", "create_token"): ("token.create", lambda c, m, s, run, tmp:
         tokens.create_token(c, s, "ci", ["eunomia"], ["query:run"])),
     ("tokens", "list_tokens"): ("token.list", lambda c, m, s, run, tmp:
@@ -166,6 +176,10 @@ REFUSALS = {
         sandbox.list_runs(c, ANONYMOUS)),
     ("sandbox", "report"): ("sandbox.report.view", lambda c, m, s, run, tmp:
         sandbox.report(c, m, run)),
+    ("sandbox", "released_report"): ("sandbox.report.view", lambda c, m, s, run, tmp:
+        sandbox.released_report(c, m, run)),
+    ("sandbox", "staff_report"): ("sandbox.report.view", lambda c, m, s, run, tmp:
+        sandbox.staff_report(c, m, run)),
     ("sandbox", "release_run"): ("sandbox.run.release", lambda c, m, s, run, tmp:
         sandbox.release_run(c, m, run)),
     ("sandbox", "withhold_run"): ("sandbox.run.withhold", lambda c, m, s, run, tmp:
