@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from portal.canonical import canonical_bytes
 from portal.config import Settings
 
 if TYPE_CHECKING:
@@ -49,8 +50,7 @@ class Checkpoint:
 
 
 def _canonical(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=True).encode("ascii")
+    return canonical_bytes(data)
 
 
 def _private_key(settings: Settings) -> Ed25519PrivateKey:

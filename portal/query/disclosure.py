@@ -32,6 +32,8 @@ import duckdb
 from portal.errors import Rejected
 from portal.policy.engine import ResolvedTier
 from portal.query.preflight import Preflight, walk
+from portal.query.worker import connect_locked
+from portal.sqltext import quote_ident
 
 SHAPE_HELP = (
     "Aggregate access allows one SELECT over your tables (joins on person_id allowed; no "
@@ -77,7 +79,7 @@ def aggregate_names() -> frozenset[str]:
     global _aggregate_names
     with _agg_lock:
         if _aggregate_names is None:
-            con = duckdb.connect(":memory:")
+            con = connect_locked(duckdb)
             rows = con.execute("SELECT DISTINCT lower(function_name) FROM duckdb_functions()"
                                " WHERE function_type = 'aggregate'").fetchall()
             con.close()
@@ -243,7 +245,7 @@ def _equijoin_refs(condition: dict[str, Any]) -> set[int]:
 
 
 def _template(sql: str) -> dict[str, Any]:
-    con = duckdb.connect(":memory:")
+    con = connect_locked(duckdb)
     try:
         text = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]
     finally:
@@ -251,8 +253,6 @@ def _template(sql: str) -> dict[str, Any]:
     return json.loads(text)["statements"][0]["node"]["select_list"][0]
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _rewrite(node: dict[str, Any], aliases: list[tuple[str, str]]) -> AggregatePlan:
@@ -264,7 +264,7 @@ def _rewrite(node: dict[str, Any], aliases: list[tuple[str, str]]) -> AggregateP
         if item.get("class") == "FUNCTION" and name in COUNTING:
             plan.rounded.add(i)
     for k, (alias, person) in enumerate(aliases):
-        ref = f"{_quote(alias)}.{_quote(person)}"
+        ref = f"{quote_ident(alias)}.{quote_ident(person)}"
         plan.group_columns.append(len(select))
         select.append(_template(f"SELECT count(DISTINCT {ref}) AS {_PREFIX}n_{k}"))
         for i, item in enumerate(node["select_list"]):
@@ -294,7 +294,7 @@ def _inner_agg(item: dict[str, Any]) -> dict[str, Any] | None:
 
 def _deserialize(node: dict[str, Any]) -> str:
     payload = json.dumps({"error": False, "statements": [{"node": node, "named_param_map": []}]})
-    con = duckdb.connect(":memory:")
+    con = connect_locked(duckdb)
     try:
         return con.execute("SELECT json_deserialize_sql(?::JSON)", [payload]).fetchone()[0]
     finally:

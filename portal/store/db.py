@@ -14,11 +14,11 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from portal.clock import utcnow  # the store's time text; callers import it from here too
 from portal.config import Settings
 from portal.store.dialect import migration_statements, split_statements
 
@@ -33,11 +33,6 @@ IntegrityError = sqlite3.IntegrityError
 OperationalError = sqlite3.OperationalError
 
 _split_statements = split_statements  # kept for callers of the former private name
-
-
-def utcnow() -> str:
-    """Current UTC time as ISO-8601 text with seconds precision and a Z suffix."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 class StoreConnection(sqlite3.Connection):
