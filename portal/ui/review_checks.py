@@ -49,12 +49,13 @@ def _entry(name: str | None, value: Any) -> ReviewCheck:
     return ReviewCheck(found, _flagged(value), detail, figures)
 
 
-def _entries(source: Any) -> list[ReviewCheck]:
+def _entries(source: Any, single: str | None = None) -> list[ReviewCheck]:
     if not source:
         return []
     if isinstance(source, dict):
         if any(k in source for k in _STATE_KEYS):  # one check, not a mapping of checks
-            return [_entry(None, source)]
+            named = single if not any(source.get(k) for k in _NAME_KEYS) else None
+            return [_entry(named, source)]
         return [_entry(str(name), value) for name, value in source.items()]
     if isinstance(source, list | tuple):
         return [_entry(None, item) for item in source]
@@ -65,13 +66,14 @@ def review_checks(run: dict[str, Any], report: dict[str, Any] | None) -> list[Re
     """Every check or flag the run record and its report expose, flagged ones first."""
     report = report or {}
     privacy = report.get("privacy") if isinstance(report.get("privacy"), dict) else {}
+    review = report.get("review") if isinstance(report.get("review"), dict) else {}
     sources = [run.get("checks"), run.get("flags"), run.get("singling_out"),
                report.get("checks"), report.get("flags"), report.get("singling_out"),
-               privacy.get("checks"), privacy.get("singling_out")]
+               review.get("singling_out"), privacy.get("checks"), privacy.get("singling_out")]
     found: list[ReviewCheck] = []
     seen: set[tuple[str, str]] = set()
     for source in sources:
-        for check in _entries(source):
+        for check in _entries(source, "singling-out"):
             key = (check.name, check.detail)
             if key not in seen:
                 seen.add(key)

@@ -96,7 +96,9 @@ def test_review_shows_checks_and_the_full_report_with_exact_figures(released):
     assert not at.exception
     headings = [s.value for s in at.subheader]
     assert headings.index("Disclosure checks") < headings.index("Report")
-    assert "This run records no disclosure checks or flags." in texts(at)
+    checks = next(f.value for f in at.dataframe if "check" in f.value.columns)
+    assert list(checks["check"]) == ["singling-out"]  # every run is checked for singling out
+    assert any("All 1 recorded check(s) passed." in s.value for s in at.success)
     overall = next(f.value for f in at.dataframe if "figure" in f.value.columns)
     auroc = overall.set_index("figure").loc["AUROC (DeLong)", "value"]
     assert auroc == repr(report["metrics"]["overall"]["auroc"]["value"])  # exact, not rounded

@@ -45,4 +45,4 @@ def test_result_download_is_audited_without_values(ctx):
     admin.record_download(ctx, member, "eunomia", "abc123", 42)
     event = audit.list_events(ctx.conn, action="query.download")[0]
     assert event.actor == "m@acme.example" and event.team == "acme-health"
-    assert event.details == {"query_id": "abc123", "rows": 42}
+    assert event.details == {"query_id": "abc123", "rows": 42, "format": "csv"}
