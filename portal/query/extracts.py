@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import duckdb
 from portal.config import Settings
 from portal.policy.engine import ResolvedTable, ResolvedTier
 from portal.sqltext import quote_ident, quote_literal
+from portal.storage import unique_temp
 
 WORKER_GID = 150_001  # the SQL workers' group (portal.query.pool); no account uses it
 
@@ -70,7 +70,7 @@ def build_extract(settings: Settings, release: Any, resolved: ResolvedTier) -> P
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = target.with_name(f".{target.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    tmp = unique_temp(target)
     con = duckdb.connect(str(tmp), config={"threads": max(1, settings.query_threads)})
     try:
         con.execute(f"ATTACH {quote_literal(str(release.dev_path))} AS rel (READ_ONLY)")
