@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from portal.errors import ConfigError
 from portal.policy.model import DatasetPolicy, TableRule
 from portal.query.worker import connect_locked
@@ -143,6 +141,8 @@ def filter_columns(expression: str) -> set[str]:
 
 
 def _serialize(sql: str) -> dict[str, Any] | None:
+    import duckdb  # only for policies with row filters: `portal access list` starts without it
+
     con = connect_locked(duckdb)
     try:
         text = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]
