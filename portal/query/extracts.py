@@ -28,6 +28,7 @@ import duckdb
 
 from portal.config import Settings
 from portal.policy.engine import ResolvedTable, ResolvedTier
+from portal.query.worker import connect_locked
 from portal.sqltext import quote_ident, quote_literal
 from portal.storage import unique_temp
 
@@ -100,9 +101,14 @@ def open_to_workers(path: Path) -> None:
         os.chmod(path, mode)
 
 
+def _open_locked(path: str) -> Any:
+    """An extract opened by trusted code as the SQL workers open it: read-only and locked."""
+    return connect_locked(duckdb, path, read_only=True, memory_mb=1024, threads=1)
+
+
 @functools.lru_cache(maxsize=64)
 def _schema_of(path: str, inode: int) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
-    con = duckdb.connect(path, read_only=True)
+    con = _open_locked(path)
     try:
         rows = con.execute(
             "SELECT table_name, column_name, data_type FROM information_schema.columns"
@@ -123,7 +129,7 @@ def extract_schema(path: Path) -> dict[str, list[tuple[str, str]]]:
 
 @functools.lru_cache(maxsize=64)
 def _row_counts_of(path: str, inode: int) -> tuple[tuple[str, int], ...]:
-    con = duckdb.connect(path, read_only=True)
+    con = _open_locked(path)
     try:
         tables = [r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
@@ -166,7 +172,7 @@ def search_concepts(path: Path, text: str, limit: int = 50) -> list[dict[str, An
     sql = (f"SELECT {', '.join(quote_ident(c) for c in shown)} FROM concept"
            f" WHERE {' OR '.join(matches)} ORDER BY {order}length(concept_name), concept_name"
            f" LIMIT {max(1, min(int(limit), 200))}")
-    con = duckdb.connect(str(path), read_only=True)
+    con = _open_locked(str(path))
     try:
         cursor = con.cursor()
         rows = cursor.execute(sql, params).fetchmany(200)
