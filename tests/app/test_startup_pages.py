@@ -117,10 +117,9 @@ def test_workspace_aggregate_tier_allows_download(released):
     # differentially private: estimates with their half-widths, and the budget gauge
     assert "Differentially private" in texts(at) and "cost ρ 0.5" in texts(at)
     frame = next(d.value for d in at.dataframe if "gender_concept_id" in d.value.columns)
-    assert list(frame.columns) == ["gender_concept_id", "count_star()",
-                                   "count_star() ± (95%)"]
+    assert list(frame.columns) == ["gender_concept_id", "count(*)", "count(*) ± (95%)"]
     assert list(frame["gender_concept_id"]) == ["8507", "8532"]  # ids shown as text
-    assert all(w > 0 for w in frame["count_star() ± (95%)"])
+    assert all(w > 0 for w in frame["count(*) ± (95%)"])
     gauge = [p.proto.text for p in at.get("progress")]
     assert any("ρ 0.5 of 5 spent, 9 queries left" in t for t in gauge), gauge
 
