@@ -95,6 +95,7 @@ def test_workspace_runs_a_query_and_shows_results_without_download(released):
     assert "person" in set(at.dataframe[0].value["table"])
     run_sql(at, "SELECT gender_concept_id, count(*) AS n FROM person GROUP BY 1 ORDER BY 1")
     assert not at.exception and not at.error
+    assert any(c.value.startswith("Done: 2 rows in ") for c in at.caption)  # no st.status
     frame = at.dataframe[2].value
     assert list(frame.columns) == ["gender_concept_id", "n"] and len(frame) == 2
     assert "does not allow downloading" in texts(at)
@@ -140,6 +141,7 @@ def test_workspace_query_with_an_expired_grant_is_refused_with_the_reason(releas
     assert at.selectbox(key="ws_dataset").options == ["eunomia · row-level · expired"]
     run_sql(at, "SELECT count(*) FROM person")
     assert "grant_expired" in error_codes(at)
+    assert "Query refused" in [c.value for c in at.caption]
     assert not [f for f in at.dataframe if "count" in " ".join(map(str, f.value.columns))]
 
 
