@@ -34,6 +34,7 @@ from bench.bench_query import paired_medians
 from portal.catalog.builder import build_release
 from portal.config import Settings
 from portal.query.extracts import build_extract
+from portal.services import privacy
 from portal.services import query as q
 from portal.services.context import Context
 from portal.services.policies import resolved_tier
@@ -132,7 +133,7 @@ def bench_utility(ctx: Context, member, exact: duckdb.DuckDBPyConnection, runs: 
 
 
 def bench_cost(ctx: Context, member) -> None:
-    status = q.privacy_status(ctx, member, DATASET)
+    status = privacy.privacy_status(ctx, member, DATASET)
     rho, delta = status["rho_per_query"], status["delta"] / 2
     print(f"cost per query: ρ {rho:g} (ε {dp_ledger.epsilon(rho, delta):.2f} at δ {delta:g}); "
           f"budget ρ {status['budget_rho']:g} per team per dataset "
