@@ -89,7 +89,9 @@ def aggregate_names() -> frozenset[str]:
 
 
 def _refuse(detail: str) -> Rejected:
-    return Rejected("aggregate_shape_not_allowed", f"{detail} {SHAPE_HELP}")
+    """The refusal names the one rule the query broke (the whole shape is in SHAPE_HELP and the
+    SQL guide, not repeated in every message)."""
+    return Rejected("aggregate_shape_not_allowed", detail)
 
 
 def plan_aggregate(pre: Preflight, resolved: ResolvedTier,

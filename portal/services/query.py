@@ -8,12 +8,13 @@ counts — never result values (ARCHITECTURE section 6, property 4).
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from portal import audit
+from portal import audit, authz
 from portal.access.grants import Grant, check_active_grant
 from portal.errors import (
     Denied,
@@ -22,6 +23,7 @@ from portal.errors import (
     NotFound,
     PortalError,
     QuotaExceeded,
+    Rejected,
     UserError,
 )
 from portal.identity import Principal
@@ -42,7 +44,7 @@ ACTION = "query.run"
 
 __all__ = ["QueryResult", "run_query", "query_history", "save_query", "list_saved_queries",
            "delete_saved_query", "share_saved_query", "schema_for", "can_download",
-           "extract_for", "query_budget", "close_abandoned_runs"]
+           "download_result", "extract_for", "query_budget", "close_abandoned_runs"]
 
 
 def _iso(moment: datetime) -> str:
@@ -130,7 +132,8 @@ def run_query(ctx: Context, principal: Principal, dataset_id: str, sql: str,
     try:
         result = _run(ctx, principal, dataset_id, sql, pool, query_id, digest, state)
     except PortalError as exc:
-        shown = exc if isinstance(exc, UserError) else InternalError()
+        shown = governed_error(exc, state["tier"]) if isinstance(exc, UserError) \
+            else InternalError()
         state["cause"] = exc.code  # staff see the real cause (e.g. invalid_configuration)
         _finish(ctx, principal, dataset_id, sql, digest, query_id, state, started, None, shown)
         raise shown from None
@@ -141,6 +144,32 @@ def run_query(ctx: Context, principal: Principal, dataset_id: str, sql: str,
     result.duration_ms = round((time.perf_counter() - started) * 1000, 2)
     _finish(ctx, principal, dataset_id, sql, digest, query_id, state, started, result, None)
     return result
+
+
+_MISSING_COLUMN = (re.compile(r'Referenced column "([^"]{1,200})" not found'),
+                   re.compile(r'does not have a column named "([^"]{1,200})"'))
+_ENGINE_PREFIX = re.compile(r"^\s*[A-Za-z ]{1,40} Error:\s*")
+
+
+def governed_error(exc: UserError, tier: str | None) -> UserError:
+    """What a member sees of DuckDB's refusal of their query: a column their extract does not
+    hold (never released by the tier, or not existing at all — the two are not told apart)
+    becomes ``column_not_in_extract``; any other engine refusal keeps its code with only its
+    first sentence, without DuckDB's ``Binder Error:``-style prefix, candidate lists or the
+    caret picture of the query. Other errors pass unchanged."""
+    if not isinstance(exc, Rejected) or exc.code not in ("query_error", "schema_error"):
+        return exc  # schema_error: the same refusal in a DP tier (where it is not charged)
+    for pattern in _MISSING_COLUMN:
+        found = pattern.search(exc.message)
+        if found:
+            where = f"the {tier} tier does not release it" if tier else "it is not released"
+            return Rejected("column_not_in_extract",
+                            f'Column "{found.group(1)}" is not in your extract: {where}, or no '
+                            f"table has it. The schema panel lists the columns you can query.")
+    first = _ENGINE_PREFIX.sub("", exc.message.split("\n", 1)[0]).strip()
+    if first == exc.message.strip():
+        return exc
+    return Rejected(exc.code, f"The query was refused: {first or 'it could not run.'}")
 
 
 def _run(ctx: Context, principal: Principal, dataset_id: str, sql: str,
@@ -325,22 +354,30 @@ def schema_for(ctx: Context, principal: Principal,
 
 def can_download(ctx: Context, principal: Principal, dataset_id: str,
                  result: QueryResult | None = None) -> bool:
-    """Whether the tier lets this principal download ``result``: ``none`` never, ``rows`` yes,
-    ``aggregates`` only for aggregate results. False when there is no active grant."""
-    try:
-        grant = check_active_grant(ctx.conn, principal, dataset_id)
-        _, resolved = resolved_tier(ctx, dataset_id, grant.tier)
-    except PortalError:
-        return False
-    if result is not None and (result.dataset_id != dataset_id or result.tier != grant.tier):
-        return False
-    mode = resolved.settings.download
-    if mode == "rows":
-        return True
-    if mode == "aggregates":
-        return resolved.settings.result_mode == "aggregate" and (
-            result is None or result.result_mode == "aggregate")
-    return False
+    """Whether the tier lets this principal download ``result`` now
+    (:func:`portal.authz.check_download`): for showing or hiding the download button."""
+    return authz.can_download(ctx.conn, ctx.settings, principal, dataset_id, result)
+
+
+@use_case("query.download", "dataset:{dataset_id}")
+def download_result(ctx: Context, principal: Principal, dataset_id: str,
+                    result: QueryResult | None, fmt: str = "csv") -> QueryResult:
+    """A result leaving the platform (the Download button, at the moment it is clicked): the
+    grant and the tier's ``download`` rule are re-read now (:func:`portal.authz.check_download`)
+    — a grant revoked or expired since the result was shown refuses the download — and the
+    download is audited (who, which query, how many rows, which format — ``csv`` or
+    ``parquet``; never the values). Returns the result
+    to export. Raises Denied (grant codes, ``download_not_allowed``, ``result_not_yours``),
+    NotFound(``no_result``)."""
+    if result is None:
+        raise NotFound("no_result", "There is no result to download; run the query first.")
+    authz.check_download(ctx.conn, ctx.settings, principal, dataset_id, result)
+    audit.record(ctx.conn, actor=principal.actor, team=principal.team, action="query.download",
+                 target=f"dataset:{dataset_id}", decision="done",
+                 details={"query_id": str(result.query_id)[:64], "rows": len(result.rows),
+                          "tier": result.tier,
+                          "format": "parquet" if fmt == "parquet" else "csv"})
+    return result
 
 
 def extract_for(ctx: Context, dataset_id: str, tier: str) -> Path:
@@ -355,11 +392,11 @@ def prune_extracts(ctx: Context, principal: Principal) -> list[str]:
     """Staff: delete extract files that no current (release, tier) resolves to any more (left by
     a policy or release change). Returns the removed file names; one audit event. Open handles
     in workers keep working (the file is unlinked, not truncated)."""
-    from portal.identity import require_staff
+    from portal.authz import check_staff
     from portal.query.extracts import extract_path
     from portal.services.policies import current_releases, policies
 
-    require_staff(principal)
+    check_staff(ctx.conn, principal)
     keep = set()
     releases = current_releases(ctx)
     for dataset_id, policy in policies(ctx).items():

@@ -9,12 +9,17 @@ from typing import Any
 SUPPRESSED = "[suppressed]"
 
 
+# DuckDB's names for unnamed expressions that read badly in a header.
+_READABLE = {"count_star()": "count(*)"}
+
+
 def unique_columns(columns: list[str]) -> list[str]:
-    """Column names made unique for the grid (``count``, ``count (2)``, ...)."""
+    """Column names made readable and unique for the grid (``count_star()`` reads
+    ``count(*)``; repeats become ``count (2)``, ...)."""
     seen: dict[str, int] = {}
     names = []
     for name in columns:
-        label = str(name) or "?"
+        label = _READABLE.get(str(name), str(name)) or "?"
         seen[label] = seen.get(label, 0) + 1
         names.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
     return names

@@ -55,9 +55,10 @@ def _choose(page, label: str, option: str) -> None:
 
 
 def _outcomes(page) -> list[str]:
-    """The query ids and refusals on screen (each run shows a new query id)."""
+    """The query ids and refusals on screen (each run shows a new query id; a refusal is an
+    error box)."""
     ids = page.get_by_text(re.compile(r"query [0-9a-f]{12}")).all_inner_texts()
-    return ids + page.get_by_text("Query refused").all_inner_texts()
+    return ids + page.locator("[data-testid='stAlertContentError']").all_inner_texts()
 
 
 def run_query(page, sql: str) -> float:
@@ -107,7 +108,7 @@ def test_request_approve_query_revoke_refuse(stack, browser):
     go(founder, stack, "workspace", "SQL workspace")
     founder.get_by_text("tables in your governed extract").wait_for()
     seconds = run_query(founder, LIGHT_QUERY)
-    founder.get_by_text(re.compile(r"Done: 2 rows")).wait_for()
+    founder.get_by_text(re.compile(r"^2 rows · tier")).wait_for()
     assert founder.locator("[data-testid='stDataFrame']").count() >= 2
     shots(founder, "query-results")
 
@@ -171,11 +172,13 @@ def test_aggregate_download_is_offered_and_audited(stack, browser):
     from portal.identity import principal_for_email
     from portal.services import access
     from portal.services.context import Context
+    from tests.factories_access import DIRECT_GRANT
 
     ctx = Context.open(stack.settings)
     try:
         staff = principal_for_email(ctx.conn, "staff@platform.example")
-        access.grant_access(ctx, staff, "acme-health", "eunomia", "aggregate", 30)
+        access.grant_access(ctx, staff, "acme-health", "eunomia", "aggregate", 30,
+                            **DIRECT_GRANT)
         shots = Shots("aggregate-download")
         page = new_page(browser)
         sign_in(page, stack, "analyst@acme-health.example")

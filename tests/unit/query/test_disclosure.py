@@ -132,7 +132,9 @@ def test_aggregate_shape_refused(sql):
     with pytest.raises(Rejected) as info:
         plan(sql)
     assert info.value.code == "aggregate_shape_not_allowed"
-    assert "Aggregate access allows" in info.value.message
+    # The message is the broken rule alone: one sentence, not the whole allowed shape.
+    assert "Aggregate access allows" not in info.value.message
+    assert info.value.message.count(". ") <= 1 and len(info.value.message) <= 160
 
 
 def test_rewrite_counts_distinct_persons_of_every_personal_table():
