@@ -3,6 +3,7 @@ reference where required; follow the team's requests and withdraw an open one.""
 
 import streamlit as st
 
+from portal.access.states import REQUEST_OPEN
 from portal.errors import PortalError
 from portal.services import access, policies
 from portal.ui import widgets
@@ -59,8 +60,7 @@ if ids:
     except PortalError as exc:
         show_error(exc)
 
-open_ids = [r["id"] for r in team_requests if r["status"] in ("submitted",
-                                                               "awaiting_second_approval")]
+open_ids = [r["id"] for r in team_requests if r["status"] in REQUEST_OPEN]
 if open_ids:
     chosen = st.selectbox("Open request", open_ids, key="withdraw_id")
     if st.button("Withdraw request", key="withdraw"):
