@@ -69,3 +69,13 @@ if open_ids:
             widgets.flash(f"Request {chosen} withdrawn.")
         except PortalError as exc:
             show_error(exc)
+    st.caption("If staff could not approve it because the dataset's terms or the tier changed "
+               "since you asked (terms_changed, tier_changed), re-confirm it as they read now.")
+    agree_now = st.checkbox("I agree to the dataset's terms as they read now",
+                            key="reconfirm_terms")
+    if st.button("Re-confirm request", key="reconfirm"):
+        try:
+            access.reconfirm_request(ctx, me, chosen, agree_now)
+            widgets.flash(f"Request {chosen} re-confirmed.")
+        except PortalError as exc:
+            show_error(exc)
