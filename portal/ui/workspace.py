@@ -92,7 +92,7 @@ def show_result(ctx: Context, me: Principal, dataset_id: str, sql: str,
     for level, sentence in results.notices(result):
         getattr(st, level)(sentence)
     rows = results.with_text_ids(results.display_rows(result))
-    columns = results.unique_columns(list(result.columns))
+    columns = results.display_columns(result)
     st.caption(f"{result.row_count} rows · tier {md_escape(result.tier)} · "
                f"{result.duration_ms:.0f} ms · query {result.query_id[:12]}")
     frame = pd.DataFrame(rows, columns=columns)
@@ -130,16 +130,21 @@ def exports(ctx: Context, me: Principal, dataset_id: str, result: Any, columns: 
 
 
 def quick_chart(rows: list[dict]) -> None:
+    """A bar chart of two columns, drawn only when asked for (building it on every rerun
+    would cost more than the rest of the page)."""
     numeric = results.numeric_columns(rows)
     if not rows or not numeric or len(rows[0]) < 2:
         return
-    with st.expander("Quick chart"):
-        names = list(rows[0])
-        x = st.selectbox("X", names, key="ws_chart_x")
-        y = st.selectbox("Y", [n for n in numeric if n != x] or numeric, key="ws_chart_y")
-        data = pd.DataFrame([r for r in rows if r[y] != results.SUPPRESSED])
-        if not data.empty:
-            st.bar_chart(data, x=x, y=y)
+    if not st.toggle("Quick chart", key="ws_chart"):
+        return
+    names = list(rows[0])
+    cols = st.columns(2)
+    x = cols[0].selectbox("X", names, key="ws_chart_x")
+    y = cols[1].selectbox("Y", [n for n in numeric if n != x] or numeric, key="ws_chart_y")
+    # Plain field names: the chart reads "count(*)" or "sum(x)" as an aggregate of a field
+    data = pd.DataFrame([{"x": r[x], "y": r[y]} for r in rows if r[y] != results.SUPPRESSED])
+    if not data.empty:
+        st.bar_chart(data, x="x", y="y", x_label=x, y_label=y)
 
 
 def _one_line(sql: str, width: int = 90) -> str:
@@ -157,12 +162,16 @@ def saved_queries(ctx: Context, me: Principal, dataset_id: str, sql: str) -> Non
             show_error(exc)
             saved = []
         for item in saved:
-            cols = st.columns([5, 1])
+            cols = st.columns([5, 1, 1])
             whose = "yours" if item["mine"] else f"shared by {item['owner']}"
             shared = " · shared with your team" if item["mine"] and item["shared"] else ""
             cols[0].text(f"{item['name']} ({whose}{shared})\n{_one_line(item['sql_text'])}")
             cols[1].button("Load", key=f"ws_load_saved_{item['id']}", on_click=editor.load,
                            args=(item["sql_text"],))
+            if item["mine"]:
+                cols[2].button("Unshare" if item["shared"] else "Share",
+                               key=f"ws_share_saved_{item['id']}", on_click=_share,
+                               args=(ctx, me, item["id"], not item["shared"]))
         if not saved:
             st.text("No saved queries for this dataset yet.")
         cols = st.columns([3, 1, 1])
@@ -174,6 +183,13 @@ def saved_queries(ctx: Context, me: Principal, dataset_id: str, sql: str) -> Non
                 st.success(f"Saved as {md_escape(name)}.")
             except PortalError as exc:
                 show_error(exc)
+
+
+def _share(ctx: Context, me: Principal, saved_id: int, shared: bool) -> None:
+    try:
+        query.share_saved_query(ctx, me, saved_id, shared)
+    except PortalError as exc:
+        show_error(exc)
 
 
 def history(ctx: Context, me: Principal, dataset_id: str) -> None:

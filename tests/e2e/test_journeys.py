@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -54,9 +55,10 @@ def _choose(page, label: str, option: str) -> None:
 
 
 def _outcomes(page) -> list[str]:
-    """The query ids and refusals on screen (each run shows a new query id)."""
+    """The query ids and refusals on screen (each run shows a new query id; a refusal is an
+    error box)."""
     ids = page.get_by_text(re.compile(r"query [0-9a-f]{12}")).all_inner_texts()
-    return ids + page.get_by_text("Query refused").all_inner_texts()
+    return ids + page.locator("[data-testid='stAlertContentError']").all_inner_texts()
 
 
 def run_query(page, sql: str) -> float:
@@ -106,7 +108,7 @@ def test_request_approve_query_revoke_refuse(stack, browser):
     go(founder, stack, "workspace", "SQL workspace")
     founder.get_by_text("tables in your governed extract").wait_for()
     seconds = run_query(founder, LIGHT_QUERY)
-    founder.get_by_text(re.compile(r"Done: 2 rows")).wait_for()
+    founder.get_by_text(re.compile(r"^2 rows · tier")).wait_for()
     assert founder.locator("[data-testid='stDataFrame']").count() >= 2
     shots(founder, "query-results")
 
@@ -182,11 +184,14 @@ def test_aggregate_download_is_offered_and_audited(stack, browser):
         sign_in(page, stack, "analyst@acme-health.example")
         go(page, stack, "workspace", "SQL workspace")
         run_query(page, "SELECT gender_concept_id, count(*) AS persons FROM person GROUP BY 1")
-        page.get_by_text("counts and sums are rounded").wait_for()
+        page.get_by_text("Differentially private: each estimate").wait_for()
+        page.get_by_text("Privacy budget: ρ 0.5 of 5 spent").wait_for()
         shots(page, "aggregate-result")
         with page.expect_download() as download:
             page.get_by_role("button", name="Download CSV").click()
         assert download.value.suggested_filename.startswith("eunomia-")
+        header = Path(download.value.path()).read_text(encoding="utf-8").splitlines()[0]
+        assert header.lstrip("\ufeff") == "gender_concept_id,persons,persons ± (95%)"
         wait_idle(page)
         events = audit.list_events(ctx.conn, action="query.download")
         assert events and events[0].actor == "analyst@acme-health.example"
