@@ -11,6 +11,7 @@ from portal.services import sandbox
 from portal.ui import widgets
 from portal.ui.errors import or_stop, show_error
 from portal.ui.session import require_principal
+from sandbox import states as run_states
 
 me, ctx = require_principal("member", page="sandbox")
 st.title("Validation sandbox")
@@ -95,7 +96,7 @@ else:
                                 "release_version", "primary_value", "created_at", "message",
                                 "review_reason"]]
     st.dataframe(frame, hide_index=True, width="stretch")
-    if any(r["status"] in ("queued", "running") for r in runs):
+    if any(r["status"] in run_states.IN_PROGRESS for r in runs):
         st.info("A run is in progress; refresh to see its progress.", icon=":material/pending:")
         st.button("Refresh", key="sb_refresh")
 
