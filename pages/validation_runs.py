@@ -8,6 +8,7 @@ import streamlit as st
 from portal.errors import PortalError
 from portal.services import sandbox
 from portal.ui import confirm, run_review, widgets
+from portal.ui import runs as runs_ui
 from portal.ui.errors import or_stop, show_error
 from portal.ui.session import require_principal
 from portal.ui.text import md_escape
@@ -25,10 +26,12 @@ runs = or_stop(lambda: sandbox.list_runs(ctx, me, status=None if status == "all"
 if not runs:
     st.text("No runs.")
 else:
-    st.dataframe(pd.DataFrame(runs)[["id", "kind", "task", "team", "status", "flagged",
-                                     "final", "outcome", "model", "release_version",
-                                     "primary_value", "released_primary", "created_at"]],
-                 hide_index=True, width="stretch")
+    frame = pd.DataFrame(runs)[["id", "kind", "task", "team", "status", "flagged", "final",
+                                "outcome", "model", "release_version", "primary_value",
+                                "released_primary", "created_at"]]
+    frame["page"] = [f"run?id={r['id']}" for r in runs]
+    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+        "page": st.column_config.LinkColumn("page", display_text="open")})
     st.caption("primary_value is exact (staff only); released_primary is what the team sees.")
 
 reviewable = [r["id"] for r in runs if r["status"] in run_states.REVIEWABLE]
@@ -40,6 +43,7 @@ else:
     current = next(r for r in runs if r["id"] == run_id)
     st.caption(f"Task {current['task']} v{current['task_version']} · team {current['team']} · "
                f"model {current['model']} · release {current['release_version']}")
+    runs_ui.link(run_id, f"Open run {run_id}: its page, plots and exports")
     report = sandbox.staff_report(ctx, me, run_id) if current["report_available"] else None
     flags = [c.name for c in run_review.checks(current, report) if c.flagged]
     if report is not None:
