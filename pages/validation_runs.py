@@ -12,13 +12,14 @@ from portal.ui import runs as runs_ui
 from portal.ui.errors import or_stop, show_error
 from portal.ui.session import require_principal
 from portal.ui.text import md_escape
+from sandbox import states as run_states
 
 me, ctx = require_principal("staff", page="validation-runs")
 st.title("Validation runs")
 widgets.show_flash()
 
-STATUSES = ["awaiting_review", "queued", "running", "completed", "released", "withheld",
-            "failed", "all"]
+STATUSES = [*sorted(run_states.REVIEWABLE), *(s for s in run_states.STATES
+                                               if s not in run_states.REVIEWABLE), "all"]
 status = st.selectbox("Show", STATUSES, format_func=lambda s: s.replace("_", " "),
                       key="vr_status")
 runs = or_stop(lambda: sandbox.list_runs(ctx, me, status=None if status == "all" else status))
@@ -33,7 +34,7 @@ else:
         "page": st.column_config.LinkColumn("page", display_text="open")})
     st.caption("primary_value is exact (staff only); released_primary is what the team sees.")
 
-reviewable = [r["id"] for r in runs if r["status"] in ("awaiting_review", "withheld")]
+reviewable = [r["id"] for r in runs if r["status"] in run_states.REVIEWABLE]
 st.header("Review")
 if not reviewable:
     st.info("Nothing awaits review.")

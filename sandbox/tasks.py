@@ -17,13 +17,13 @@ held-out partition, in the parent. It uses three named parts, joined on ``row_id
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from portal.canonical import canonical_bytes
 from portal.errors import ConfigError
 from portal.yamlstrict import load_strict
 
@@ -192,7 +192,7 @@ def window_disagreement(card: TaskCard) -> str | None:
 
 
 def canonical_json(data: object) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_bytes(data, allow_nan=True)  # as protocol hashes were always computed
 
 
 def protocol_hash(card: TaskCard) -> str:

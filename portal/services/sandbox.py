@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -372,11 +373,31 @@ def _not_released(ctx: Context, principal: Principal, run: sqlite3.Row) -> Denie
     return exc
 
 
+VIEW_REPEAT_SECONDS = 900  # a page rerun re-reading the same report is not a new view
+
+
+def _viewed_recently(ctx: Context, principal: Principal, target: str, fmt: str,
+                     view: str) -> bool:
+    """Whether this person read this view of this report in this format within
+    :data:`VIEW_REPEAT_SECONDS` (page reruns draw the report again; that is one view)."""
+    since = (datetime.now(UTC) - timedelta(seconds=VIEW_REPEAT_SECONDS)).replace(
+        microsecond=0).isoformat().replace("+00:00", "Z")
+    return any(e.target == target and e.decision == "allowed"
+               and e.details.get("view") == view and e.details.get("format") == fmt
+               for e in audit.list_events(ctx.conn, actor=principal.actor,
+                                          action="sandbox.report.view", target_prefix=target,
+                                          since=since, limit=50))
+
+
 def _document(ctx: Context, principal: Principal, run: sqlite3.Row, name: str, fmt: str,
               view: str) -> Any:
-    audit.record(ctx.conn, actor=principal.actor, team=principal.team,
-                 action="sandbox.report.view", target=f"run:{run['id']}", decision="allowed",
-                 details={"format": fmt, "view": view})
+    """The report file, its read audited once per person, view and format in a window (the
+    access checks ran before, on every read)."""
+    target = f"run:{run['id']}"
+    if not _viewed_recently(ctx, principal, target, fmt, view):
+        audit.record(ctx.conn, actor=principal.actor, team=principal.team,
+                     action="sandbox.report.view", target=target, decision="allowed",
+                     details={"format": fmt, "view": view})
     if fmt == "html":
         return publish.html_path(ctx.settings, name).read_text(encoding="utf-8")
     return json.loads((ctx.settings.reports_dir / name).read_text(encoding="utf-8"))

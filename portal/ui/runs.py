@@ -85,11 +85,9 @@ def live_status(ctx: Context, me: Principal, run_id: int, first: dict[str, Any])
 
 
 def cached_report(ctx: Context, me: Principal, status: dict[str, Any]) -> dict[str, Any]:
-    """The report, fetched (and its view audited) once per session and run state."""
-    key = f"_run_report_{status['id']}_{status['status']}"
-    if key not in st.session_state:
-        st.session_state[key] = sandbox.report(ctx, me, status["id"])
-    return st.session_state[key]
+    """The report, read again on every rerun so that a grant revoked or expired since is
+    refused at once (the service audits a person's repeated reads of one report once)."""
+    return sandbox.report(ctx, me, status["id"])
 
 
 def downloads(ctx: Context, me: Principal, report: dict[str, Any]) -> None:

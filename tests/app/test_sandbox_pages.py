@@ -93,6 +93,11 @@ def test_member_submits_then_sees_the_report_after_staff_release(home):
     assert len(at.get("download_button")) == 4
     actions = {e.action for e in audit.list_events(home.conn)}
     assert {"sandbox.submit", "sandbox.run.release", "sandbox.report.view"} <= actions
+    views = audit.list_events(home.conn, actor=ANALYST, action="sandbox.report.view")
+    assert sorted(e.details["format"] for e in views) == ["html", "json"]  # one view each
+    at.run()  # a plain rerun draws the same report again: no new event
+    assert not at.exception
+    assert len(audit.list_events(home.conn, actor=ANALYST, action="sandbox.report.view")) == 2
 
 
 def test_pickle_upload_shows_its_error_code(home):

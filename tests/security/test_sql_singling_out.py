@@ -131,4 +131,4 @@ def test_runtime_error_messages_cannot_carry_values_out_of_aggregate_tiers(aggre
     assert info.value.code == "aggregate_shape_not_allowed"
     with pytest.raises(PortalError) as info:  # schema errors stay helpful
         q.run_query(ctx, analyst, "eunomia", "SELECT count(shoe_size) FROM person")
-    assert info.value.code == "query_error" and "shoe_size" in info.value.message
+    assert info.value.code == "column_not_in_extract" and "shoe_size" in info.value.message

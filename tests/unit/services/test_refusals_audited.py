@@ -23,6 +23,7 @@ from portal.services import (
     exports,
     leaderboard,
     people,
+    privacy,
     query,
     sandbox,
     tokens,
@@ -46,7 +47,8 @@ HELPERS = {
     "policies": {"policies", "current_releases", "check_policies", "dataset_policy",
                  "resolved_tier"},
     "query": {"check_budget", "budget_use", "can_download", "extract_for", "governed_error",
-              "close_abandoned_runs", "privacy_budget", "privacy_status"},
+              "close_abandoned_runs"},
+    "privacy": {"privacy_budget", "privacy_status", "run_dp"},
     "sandbox": {"tasks", "get_task", "task_summary", "clean_model_card", "verify_report",
                 "process_queue", "clean_narrative", "reportable_run"},
     "team_view": {"team_report", "staff_report", "report_for"},
@@ -159,8 +161,8 @@ REFUSALS = {
         query.prune_extracts(c, m)),
     ("query", "query_budget"): ("query.budget", lambda c, m, s, run, tmp:
         query.query_budget(c, m, "eunomia")),
-    ("query", "preview_query"): ("query.preview", lambda c, m, s, run, tmp:
-        query.preview_query(c, m, "eunomia", "SELECT count(*) FROM person")),
+    ("privacy", "preview_query"): ("query.preview", lambda c, m, s, run, tmp:
+        privacy.preview_query(c, m, "eunomia", "SELECT count(*) FROM person")),
     ("query", "share_saved_query"): ("query.saved.share", lambda c, m, s, run, tmp:
         query.share_saved_query(c, m, 999_999)),
     ("workspace", "schema_overview"): ("query.schema.overview", lambda c, m, s, run, tmp:
