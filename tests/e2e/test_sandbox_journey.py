@@ -86,7 +86,10 @@ def test_run_page_updates_by_itself_then_report_model_card_and_leaderboard(stack
     finally:
         ctx.close()
 
-    go(team, stack, f"run?id={run_id}", f"Validation run {run_id}")
+    try:
+        go(team, stack, f"run?id={run_id}", f"Validation run {run_id}")
+    finally:
+        shots(team, "run-page-after-release")
     shots(team, "report-loading")
     team.get_by_text("Released report", exact=False).first.wait_for()
     team.get_by_text("AUROC (DeLong)").first.wait_for(state="attached")  # in the grid
