@@ -10,7 +10,10 @@ by DuckDB on the same extract:
 - cost per query (ρ, and ε of one query at the tier's δ);
 - overhead: the same query through the DP tier (time padding off) against the exact
   (suppression-mode) tier, paired medians (goal at most 1.3x); the padded latency is reported
-  on its own.
+  on its own;
+- the singling-out attack of the tests (does this person have this condition?), on the exact
+  tier against the DP tier: accuracy per query, and facts learnt per team budget beyond
+  guessing.
 
 ``--persons`` sets the release size (default 20,000); ``--home`` reuses a home that holds an
 omop_synth release.
@@ -31,13 +34,21 @@ from bench.bench_query import paired_medians
 from portal.catalog.builder import build_release
 from portal.config import Settings
 from portal.query.extracts import build_extract
+from portal.services import privacy
 from portal.services import query as q
 from portal.services.context import Context
 from portal.services.policies import resolved_tier
 from portal.store import dp_ledger
 from tests.factories import make_user
 from tests.factories_access import make_grant
-from tests.factories_query import DP_LINES, SUPPRESSION, dp_tier
+from tests.factories_query import (
+    DP_LINES,
+    JOINED,
+    SUPPRESSION,
+    attack_targets,
+    dp_tier,
+    target_match,
+)
 
 DATASET, TIER = "omop_synth", "aggregate"
 UTILITY_QUERIES = {
@@ -122,7 +133,7 @@ def bench_utility(ctx: Context, member, exact: duckdb.DuckDBPyConnection, runs: 
 
 
 def bench_cost(ctx: Context, member) -> None:
-    status = q.privacy_status(ctx, member, DATASET)
+    status = privacy.privacy_status(ctx, member, DATASET)
     rho, delta = status["rho_per_query"], status["delta"] / 2
     print(f"cost per query: ρ {rho:g} (ε {dp_ledger.epsilon(rho, delta):.2f} at δ {delta:g}); "
           f"budget ρ {status['budget_rho']:g} per team per dataset "
@@ -151,12 +162,41 @@ def bench_padding(ctx: Context, member, salts: Salts) -> None:
           f"query (padding, by design)")
 
 
+def bench_attack(dp_ctx: Context, exact_ctx: Context, dp_member, exact_member,
+                 exact: duckdb.DuckDBPyConnection, targets: int) -> None:
+    """Does a singled-out person have a condition? One query per question, on the exact tier
+    (its suppressed-row count) and on the DP tier (the best attack in the tests: an isolating
+    noisy count). Accuracy over questions whose answers are half yes, half no."""
+    found = attack_targets(exact, targets)
+    results = {"exact": [], "dp": []}
+    for target in found:
+        for concept, truth in ((target[5], True), (target[6], False)):
+            where = f"c.condition_concept_id = {concept} AND {target_match(target)}"
+            shown = q.run_query(exact_ctx, exact_member, DATASET,
+                                f"SELECT c.condition_concept_id, count(DISTINCT p.person_id) "
+                                f"{JOINED} WHERE {where} GROUP BY 1")
+            results["exact"].append((shown.suppressed > 0) == truth)
+            noisy = q.run_query(dp_ctx, dp_member, DATASET,
+                                f"SELECT count(DISTINCT p.person_id) {JOINED} WHERE {where}")
+            results["dp"].append((noisy.rows[0][0] > 0.5) == truth)
+    bound = statistics.NormalDist().cdf(1.0 / 2)  # Φ(√(2ρ)/2) at ρ 0.5
+    for mode, outcomes in results.items():
+        accuracy = sum(outcomes) / max(1, len(outcomes))
+        error = (accuracy * (1 - accuracy) / max(1, len(outcomes))) ** 0.5
+        print(f"singling-out attack, {mode:5} tier: {accuracy:.0%} ± {error:.0%} (s.e.) of "
+              f"{len(outcomes)} yes/no questions right, one query each (guessing: 50%"
+              + (f"; best possible at ρ 0.5: {bound:.0%})" if mode == "dp" else ")"))
+    print(f"  facts per team budget beyond guessing, DP tier: at most "
+          f"{10 * (2 * bound - 1):.1f} (10 queries); exact tier: one per query")
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="bench dp")
     parser.add_argument("--persons", type=int, default=20_000)
     parser.add_argument("--home", help="reuse a home holding an omop_synth release")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--targets", type=int, default=20)
     args, _ = parser.parse_known_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-dp-") as tmp:
         settings = _home(args, tmp)
@@ -182,5 +222,7 @@ def main(argv: list[str]) -> None:
         bench_overhead(dp_ctx, exact_ctx, members["bench-dp"], members["bench-exact"],
                        args.repeat, salts)
         bench_padding(padded_ctx, members["bench-padded"], salts)
+        bench_attack(dp_ctx, exact_ctx, members["bench-dp"], members["bench-exact"], exact,
+                     args.targets)
         exact.close()
         dp_ctx.close()

@@ -104,3 +104,9 @@ def synthetic_twin(card: TaskCard, rows: int = TWIN_ROWS, seed: int = 0) -> np.n
         else:
             columns.append(rng.integers(0, 2, size=rows).astype(float))
     return np.column_stack(columns).astype(np.float32)
+
+
+def build_dev(card: TaskCard, release) -> HeldOut:
+    """The task's features and labels on the release's **dev** partition (what any granted team
+    can build for itself), for the platform's reference model; never the held-out rows."""
+    return build_holdout(card, release.dev_path)

@@ -119,3 +119,47 @@ def fast_limits(settings, folder, disclosure: dict[str, str] | None = None):
         "per_minute: 30": "per_minute: 1000",
         **(disclosure or {}),
     })
+
+
+# --- Targets for the singling-out attacks (tests/security/test_dp_attacks.py, bench dp) -------
+JOINED = ("FROM person p JOIN condition_occurrence c ON c.person_id = p.person_id "
+          "JOIN condition_occurrence d ON d.person_id = p.person_id")
+_TARGETS_SQL = """
+    WITH cells AS (
+        SELECT p.person_id, p.year_of_birth, p.gender_concept_id, p.race_concept_id,
+               p.ethnicity_concept_id, c.condition_start_date AS day
+        FROM person p JOIN condition_occurrence c ON c.person_id = p.person_id),
+    isolating AS (  -- a diagnosis day that only this person of the cell has
+        SELECT any_value(person_id) AS person_id, year_of_birth, gender_concept_id,
+               race_concept_id, ethnicity_concept_id, day
+        FROM cells GROUP BY ALL HAVING count(DISTINCT person_id) = 1),
+    one AS (SELECT * FROM isolating QUALIFY row_number() OVER (
+                PARTITION BY person_id ORDER BY day) = 1),
+    common AS (SELECT condition_concept_id FROM condition_occurrence
+               GROUP BY 1 ORDER BY count(DISTINCT person_id) DESC LIMIT 8)
+    SELECT u.year_of_birth, u.gender_concept_id, u.race_concept_id,
+           u.ethnicity_concept_id, u.day,
+           (SELECT min(c.condition_concept_id) FROM common c WHERE EXISTS (
+                SELECT 1 FROM condition_occurrence o WHERE o.person_id = u.person_id
+                AND o.condition_concept_id = c.condition_concept_id)) AS has,
+           (SELECT min(c.condition_concept_id) FROM common c WHERE NOT EXISTS (
+                SELECT 1 FROM condition_occurrence o WHERE o.person_id = u.person_id
+                AND o.condition_concept_id = c.condition_concept_id)) AS has_not
+    FROM one u ORDER BY hash(u.person_id)"""
+
+
+def attack_targets(con, count: int) -> list[tuple]:
+    """Up to ``count`` persons singled out by their cell (year, sex, race, ethnicity) and a
+    diagnosis day only they have in it, each with a common condition they have and one they do
+    not have: (year, sex, race, ethnicity, day, has, has_not). ``con``: trusted DuckDB on the
+    release's dev partition."""
+    rows = con.execute(_TARGETS_SQL).fetchall()
+    return [t for t in rows if t[5] is not None and t[6] is not None][:count]
+
+
+def target_match(target) -> str:
+    """A WHERE condition (over JOINED) true exactly for the target's rows."""
+    year, gender, race, ethnicity, day = target[:5]
+    return (f"p.year_of_birth = {year} AND p.gender_concept_id = {gender} AND "
+            f"p.race_concept_id = {race} AND p.ethnicity_concept_id = {ethnicity} AND "
+            f"d.condition_start_date = DATE '{day.isoformat()}'")

@@ -28,17 +28,16 @@ from portal.errors import (
     UserError,
 )
 from portal.identity import Principal
-from portal.policy.engine import ResolvedTier
-from portal.policy.model import DpSettings, Tier
-from portal.query import dp_noise, executor
+from portal.policy.model import Tier
+from portal.query import executor
 from portal.query.executor import QueryResult
 from portal.query.extracts import build_extract, extract_schema
 from portal.query.pool import WorkerPool, get_pool
 from portal.query.preflight import sql_hash
+from portal.services import privacy
 from portal.services.attempts import describe_failure, use_case
 from portal.services.context import Context
 from portal.services.policies import resolved_tier
-from portal.store import dp_ledger
 from portal.store.db import transaction, utcnow
 
 AUDIT_SQL_CHARS = 8192
@@ -46,8 +45,7 @@ ACTION = "query.run"
 
 __all__ = ["QueryResult", "run_query", "query_history", "save_query", "list_saved_queries",
            "delete_saved_query", "share_saved_query", "schema_for", "can_download",
-           "download_result", "extract_for", "query_budget", "close_abandoned_runs",
-           "preview_query", "privacy_budget", "privacy_status"]
+           "download_result", "extract_for", "query_budget", "close_abandoned_runs"]
 
 
 def budget_use(ctx: Context, principal: Principal, grant: Grant, tier: Tier,
@@ -83,7 +81,8 @@ def check_budget(ctx: Context, principal: Principal, grant: Grant, tier: Tier,
 def query_budget(ctx: Context, principal: Principal, dataset_id: str) -> dict[str, Any]:
     """The principal's query budget on ``dataset_id`` under the team's grant:
     ``{"dataset", "tier", "windows": [...], "privacy"}`` (see :func:`budget_use`; ``privacy``:
-    the team's differential-privacy budget, see :func:`privacy_budget`, or None when the tier
+    the team's differential-privacy budget, see :func:`portal.services.privacy.privacy_budget`,
+    or None when the tier
     keeps none). Raises Denied (no active
     grant), NotFound or ConfigError as :func:`run_query` would."""
     grant = check_active_grant(ctx.conn, principal, dataset_id)
@@ -91,33 +90,8 @@ def query_budget(ctx: Context, principal: Principal, dataset_id: str) -> dict[st
     dp_settings = resolved.settings.dp
     return {"dataset": dataset_id, "tier": grant.tier,
             "windows": budget_use(ctx, principal, grant, resolved.settings),
-            "privacy": privacy_budget(ctx, grant, dp_settings) if dp_settings else None}
-
-
-@use_case("query.preview", "dataset:{dataset_id}")
-def preview_query(ctx: Context, principal: Principal, dataset_id: str,
-                  sql: str) -> dict[str, Any]:
-    """Before running ``sql``: in a DP tier, what it will cost and how precise each aggregate
-    column will be (95% half-widths), and the budget left. Nothing runs and nothing is
-    charged. ``{"dp": False}`` for tiers without a privacy budget. Raises as :func:`run_query`
-    does before execution (Denied, NotFound, Rejected)."""
-    grant = check_active_grant(ctx.conn, principal, dataset_id)
-    release, resolved = resolved_tier(ctx, dataset_id, grant.tier)
-    dp_settings = resolved.settings.dp
-    if dp_settings is None:
-        return {"dp": False}
-    plan = executor.prepare(sql, resolved, release).dp_plan
-    shown: dict[str, Any] = {"dp": True, "cost_rho": 0.0, "cached": False, "columns": [],
-                             "groups": None, "budget": privacy_budget(ctx, grant, dp_settings)}
-    if plan is None:
-        return shown  # no personal data: exact and free
-    cached = dp_ledger.is_answered(ctx.conn, grant.team, grant.dataset_id,
-                                   plan.canonical(resolved))
-    shown.update(cost_rho=0.0 if cached else plan.rho, cached=cached,
-                 columns=dp_noise.expected_half_widths(plan),
-                 groups="public" if plan.public_keys is not None else "selected",
-                 selection_threshold=plan.selection[1] if plan.selection else None)
-    return shown
+            "privacy": privacy.privacy_budget(ctx, grant, dp_settings) if dp_settings
+            else None}
 
 
 def _start_run(ctx: Context, principal: Principal, grant: Grant, tier: Tier, query_id: str,
@@ -180,8 +154,8 @@ def governed_error(exc: UserError, tier: str | None) -> UserError:
     becomes ``column_not_in_extract``; any other engine refusal keeps its code with only its
     first sentence, without DuckDB's ``Binder Error:``-style prefix, candidate lists or the
     caret picture of the query. Other errors pass unchanged."""
-    if not isinstance(exc, Rejected) or exc.code != "query_error":
-        return exc
+    if not isinstance(exc, Rejected) or exc.code not in ("query_error", "schema_error"):
+        return exc  # schema_error: the same refusal in a DP tier (where it is not charged)
     for pattern in _MISSING_COLUMN:
         found = pattern.search(exc.message)
         if found:
@@ -192,7 +166,7 @@ def governed_error(exc: UserError, tier: str | None) -> UserError:
     first = _ENGINE_PREFIX.sub("", exc.message.split("\n", 1)[0]).strip()
     if first == exc.message.strip():
         return exc
-    return Rejected("query_error", f"The query was refused: {first or 'it could not run.'}")
+    return Rejected(exc.code, f"The query was refused: {first or 'it could not run.'}")
 
 
 def _run(ctx: Context, principal: Principal, dataset_id: str, sql: str,
@@ -207,72 +181,10 @@ def _run(ctx: Context, principal: Principal, dataset_id: str, sql: str,
     prepared = executor.prepare(sql, resolved, release)
     state["pre"] = prepared.pre
     if prepared.dp_plan is not None:
-        return _run_dp(ctx, grant, release, resolved, prepared, pool, query_id, state)
+        return privacy.run_dp(ctx, grant, release, resolved, prepared,
+                              pool or get_pool(ctx.settings), query_id, state)
     return executor.execute(ctx.settings, pool or get_pool(ctx.settings), release, resolved,
                             prepared, query_id)
-
-
-def _run_dp(ctx: Context, grant: Grant, release: Any, resolved: ResolvedTier,
-            prepared: executor.Prepared, pool: WorkerPool | None, query_id: str,
-            state: dict[str, Any]) -> QueryResult:
-    """Charge the team's privacy budget (or replay the identical query's answer), run, and
-    keep the noisy answer for replay. Raises QuotaExceeded(``privacy_budget_exhausted``)."""
-    plan = prepared.dp_plan
-    dp_settings = resolved.settings.dp
-    assert plan is not None and dp_settings is not None
-    key = plan.canonical(resolved)
-    state["dp"] = {"query_key": key, "cost_rho": plan.rho, "delta": plan.delta}
-    charged = dp_ledger.charge(
-        ctx.conn, team=grant.team, dataset_id=grant.dataset_id,
-        release_version=release.version, tier=grant.tier, query_key=key, query_id=query_id,
-        rho=plan.rho, delta=plan.delta, budget_rho=dp_settings.budget_rho,
-        budget_delta=dp_settings.delta / 2)
-    if charged.cached is not None:
-        state["dp"].update(cost_rho=0.0, cached=True)
-        result = executor.replay(charged.cached, query_id, resolved)
-    else:
-        try:
-            result = executor.execute(ctx.settings, pool or get_pool(ctx.settings), release,
-                                      resolved, prepared, query_id)
-        except PortalError as exc:
-            dp_ledger.record_failure(ctx.conn, grant.team, grant.dataset_id, key, exc.code)
-            raise
-        except BaseException:
-            dp_ledger.record_failure(ctx.conn, grant.team, grant.dataset_id, key,
-                                     "internal_error")
-            raise
-        dp_ledger.record_answer(ctx.conn, grant.team, grant.dataset_id, key,
-                                executor.ledger_answer(result))
-    result.privacy = dict(result.privacy or {}, **privacy_budget(ctx, grant, dp_settings))
-    return result
-
-
-def privacy_status(ctx: Context, principal: Principal, dataset_id: str) -> dict[str, Any] | None:
-    """The team's privacy budget on ``dataset_id`` for display (see :func:`privacy_budget`),
-    or None when there is no active grant or its tier keeps no budget. A plain read for page
-    reruns: never raises, writes no audit event (like :func:`can_download`)."""
-    try:
-        grant = check_active_grant(ctx.conn, principal, dataset_id)
-        _, resolved = resolved_tier(ctx, dataset_id, grant.tier)
-    except PortalError:
-        return None
-    dp_settings = resolved.settings.dp
-    return privacy_budget(ctx, grant, dp_settings) if dp_settings else None
-
-
-def privacy_budget(ctx: Context, grant: Grant, dp_settings: DpSettings) -> dict[str, Any]:
-    """The team's privacy budget on the grant's dataset: spent and left (ρ), the queries left
-    at this tier's cost, and the (ε, δ) statement of the whole budget and of what is spent."""
-    used = dp_ledger.spent(ctx.conn, grant.team, grant.dataset_id)
-    left = max(0.0, dp_settings.budget_rho - used.rho)
-    return {
-        "budget_rho": dp_settings.budget_rho, "spent_rho": round(used.rho, 12),
-        "left_rho": round(left, 12), "rho_per_query": dp_settings.rho_per_query,
-        "queries_left": int((left + 1e-12) // dp_settings.rho_per_query),
-        "queries_charged": used.queries, "delta": dp_settings.delta,
-        "epsilon_budget": dp_ledger.epsilon(dp_settings.budget_rho, dp_settings.delta / 2),
-        "epsilon_spent": dp_ledger.epsilon(used.rho, dp_settings.delta / 2),
-    }
 
 
 def _finish(ctx: Context, principal: Principal, dataset_id: str, sql: Any, digest: str,

@@ -1,6 +1,6 @@
 """The differential-privacy budget in the UI: a gauge (workspace and home), and before running,
 what a query will cost and how precise it will be. Data comes from the services
-(:func:`portal.services.query.query_budget`, :func:`portal.services.query.preview_query`);
+(:mod:`portal.services.privacy`);
 the text helpers are plain functions, tested without Streamlit."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import streamlit as st
 
 from portal.errors import PortalError
 from portal.identity import Principal
-from portal.services import query
+from portal.services import privacy as privacy_services
 from portal.services.context import Context
 from portal.ui.errors import show_error
 
@@ -63,7 +63,7 @@ def gauge(privacy: dict[str, Any]) -> None:
 def panel(ctx: Context, me: Principal, dataset_id: str, sql: str) -> None:
     """The workspace's budget gauge and the cost check of the query in the editor (DP tiers
     only; nothing shown otherwise)."""
-    privacy = query.privacy_status(ctx, me, dataset_id)
+    privacy = privacy_services.privacy_status(ctx, me, dataset_id)
     if not privacy:
         return  # no budget kept here (or no active grant: the run itself says why)
     gauge(privacy)
@@ -71,8 +71,8 @@ def panel(ctx: Context, me: Principal, dataset_id: str, sql: str) -> None:
                  help="What this query will cost and how precise each column will be. "
                       "Nothing runs and nothing is charged."):
         try:
-            st.session_state[PREVIEW_KEY] = (me.user_id, dataset_id, sql,
-                                              query.preview_query(ctx, me, dataset_id, sql))
+            preview = privacy_services.preview_query(ctx, me, dataset_id, sql)
+            st.session_state[PREVIEW_KEY] = (me.user_id, dataset_id, sql, preview)
         except PortalError as exc:
             st.session_state.pop(PREVIEW_KEY, None)
             show_error(exc)
@@ -89,7 +89,7 @@ def home_gauges(ctx: Context, me: Principal, grants: list[dict]) -> None:
     shown = False
     for dataset_id in sorted({g["dataset_id"] for g in grants
                               if g.get("effective_status", "active") == "active"}):
-        privacy = query.privacy_status(ctx, me, dataset_id)
+        privacy = privacy_services.privacy_status(ctx, me, dataset_id)
         if privacy:
             if not shown:
                 st.header("Privacy budgets")

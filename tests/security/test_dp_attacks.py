@@ -27,7 +27,14 @@ from portal.catalog.releases import current_release
 from portal.errors import PortalError
 from portal.services import query as q
 from portal.services.context import Context
-from tests.factories_query import dp_tier, make_analyst, settings_with_policies
+from tests.factories_query import (
+    JOINED,
+    attack_targets,
+    dp_tier,
+    make_analyst,
+    settings_with_policies,
+)
+from tests.factories_query import target_match as _match
 
 TARGETS = 20
 ACCURACY_CEILING = 0.96
@@ -39,29 +46,7 @@ def world(released_ctx, tmp_path):
     ctx = Context(settings, released_ctx.conn)
     release = current_release(ctx.conn, ctx.settings, "eunomia")
     with duckdb.connect(str(release.dev_path), read_only=True) as con:
-        targets = con.execute("""
-            WITH cells AS (
-                SELECT p.person_id, p.year_of_birth, p.gender_concept_id, p.race_concept_id,
-                       p.ethnicity_concept_id, c.condition_start_date AS day
-                FROM person p JOIN condition_occurrence c ON c.person_id = p.person_id),
-            isolating AS (  -- a diagnosis day that only this person of the cell has
-                SELECT any_value(person_id) AS person_id, year_of_birth, gender_concept_id,
-                       race_concept_id, ethnicity_concept_id, day
-                FROM cells GROUP BY ALL HAVING count(DISTINCT person_id) = 1),
-            one AS (SELECT * FROM isolating QUALIFY row_number() OVER (
-                        PARTITION BY person_id ORDER BY day) = 1),
-            common AS (SELECT condition_concept_id FROM condition_occurrence
-                       GROUP BY 1 ORDER BY count(DISTINCT person_id) DESC LIMIT 8)
-            SELECT u.year_of_birth, u.gender_concept_id, u.race_concept_id,
-                   u.ethnicity_concept_id, u.day,
-                   (SELECT min(c.condition_concept_id) FROM common c WHERE EXISTS (
-                        SELECT 1 FROM condition_occurrence o WHERE o.person_id = u.person_id
-                        AND o.condition_concept_id = c.condition_concept_id)) AS has,
-                   (SELECT min(c.condition_concept_id) FROM common c WHERE NOT EXISTS (
-                        SELECT 1 FROM condition_occurrence o WHERE o.person_id = u.person_id
-                        AND o.condition_concept_id = c.condition_concept_id)) AS has_not
-            FROM one u ORDER BY hash(u.person_id)""").fetchall()
-    targets = [t for t in targets if t[5] is not None and t[6] is not None][:TARGETS]
+        targets = attack_targets(con, TARGETS)
     assert len(targets) == TARGETS
     return ctx, targets
 
@@ -81,19 +66,6 @@ class Attacker:
             self.queries = 0
         self.queries += 1
         return q.run_query(self.ctx, self.member, "eunomia", sql)
-
-
-JOINED = ("FROM person p JOIN condition_occurrence c ON c.person_id = p.person_id "
-          "JOIN condition_occurrence d ON d.person_id = p.person_id")
-
-
-def _match(target) -> str:
-    """The target: their cell (year band, sex, race, ethnicity) and a diagnosis day that only
-    they have in it (background knowledge an attacker may well have)."""
-    year, gender, race, ethnicity, day = target[:5]
-    return (f"p.year_of_birth = {year} AND p.gender_concept_id = {gender} AND "
-            f"p.race_concept_id = {race} AND p.ethnicity_concept_id = {ethnicity} AND "
-            f"d.condition_start_date = DATE '{day.isoformat()}'")
 
 
 def _padding(target) -> str:

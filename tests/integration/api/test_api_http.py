@@ -125,6 +125,24 @@ def test_budget_counts_queries_and_validation_attempts(released_ctx, people, liv
     assert (wdbc_task["attempts_used"], wdbc_task["valid_runs_used"]) == (1, 0)
 
 
+def test_budget_reports_the_dp_budget_and_query_results_their_half_widths(released_ctx, people,
+                                                                          live_api):
+    member, _, _ = people
+    make_grant(released_ctx, "acme-health", "eunomia", "aggregate")
+    token = make_api_token(released_ctx, member)
+    with live_api.client(token) as http:
+        before = http.get("/api/v1/budget").json()
+        answer = http.post("/api/v1/query", json={
+            "dataset": "eunomia", "sql": "SELECT count(DISTINCT person_id) FROM person"}).json()
+        after = http.get("/api/v1/budget").json()
+    privacy = {d["dataset"]: d for d in before["datasets"]}["eunomia"]["privacy"]
+    assert (privacy["spent_rho"], privacy["queries_left"]) == (0.0, 10)
+    assert answer["half_widths"] == [[2]] and answer["privacy"]["cost_rho"] == 0.5
+    privacy = {d["dataset"]: d for d in after["datasets"]}["eunomia"]["privacy"]
+    assert (privacy["spent_rho"], privacy["queries_left"]) == (0.5, 9)
+    assert privacy["budget_rho"] == 5.0
+
+
 def test_tasks_token_and_openapi_document(released_ctx, people, live_api):
     member, _, _ = people
     token = make_api_token(released_ctx, member, datasets=("wdbc",),

@@ -201,7 +201,7 @@ def test_dp_schema_errors_are_shown_and_not_charged(omop, tmp_path):
     analyst = make_analyst(ctx, team="beta-bio", tier="aggregate")
     with pytest.raises(Rejected) as info:
         q.run_query(ctx, analyst, "eunomia", "SELECT count(shoe_size) FROM person")
-    assert info.value.code == "schema_error" and "shoe_size" in info.value.message
+    assert info.value.code == "column_not_in_extract" and "shoe_size" in info.value.message
     assert q.query_budget(ctx, analyst, "eunomia")["privacy"]["spent_rho"] == 0.0
 
 

@@ -20,7 +20,10 @@ from portal.services import (
     attempts,
     catalog,
     demo,
+    exports,
+    leaderboard,
     people,
+    privacy,
     query,
     sandbox,
     tokens,
@@ -38,13 +41,17 @@ HELPERS = {
     "attempts": {"attempt", "decision_for", "describe_failure", "ref", "use_case"},
     "catalog": {"check_manifests", "report_summary"},
     "context": set(),
-    "demo": {"seed_people", "seed"},
+    "demo": {"seed_people", "seed", "seed_reference_models"},
+    "exports": set(),
+    "leaderboard": {"releases_with_results", "seed_reference_models", "statement"},
     "policies": {"policies", "current_releases", "check_policies", "dataset_policy",
                  "resolved_tier"},
     "query": {"check_budget", "budget_use", "can_download", "extract_for", "governed_error",
-              "close_abandoned_runs", "privacy_budget", "privacy_status"},
+              "close_abandoned_runs"},
+    "privacy": {"privacy_budget", "privacy_status", "run_dp"},
     "sandbox": {"tasks", "get_task", "task_summary", "clean_model_card", "verify_report",
-                "process_queue"},
+                "process_queue", "clean_narrative", "reportable_run"},
+    "team_view": {"team_report", "staff_report", "report_for"},
     "workspace": set(),
     "tokens": {"authenticate", "check_scope", "known_datasets", "owner_of", "token_hash",
                "token_id_of"},
@@ -154,8 +161,8 @@ REFUSALS = {
         query.prune_extracts(c, m)),
     ("query", "query_budget"): ("query.budget", lambda c, m, s, run, tmp:
         query.query_budget(c, m, "eunomia")),
-    ("query", "preview_query"): ("query.preview", lambda c, m, s, run, tmp:
-        query.preview_query(c, m, "eunomia", "SELECT count(*) FROM person")),
+    ("privacy", "preview_query"): ("query.preview", lambda c, m, s, run, tmp:
+        privacy.preview_query(c, m, "eunomia", "SELECT count(*) FROM person")),
     ("query", "share_saved_query"): ("query.saved.share", lambda c, m, s, run, tmp:
         query.share_saved_query(c, m, 999_999)),
     ("workspace", "schema_overview"): ("query.schema.overview", lambda c, m, s, run, tmp:
@@ -192,6 +199,15 @@ REFUSALS = {
         sandbox.rerun_latest(c, m, "wdbc-malignancy")),
     ("sandbox", "export_holdout"): ("sandbox.holdout.export", lambda c, m, s, run, tmp:
         sandbox.export_holdout(c, m, "wdbc-malignancy", tmp / "h.parquet")),
+    ("leaderboard", "leaderboard"): ("sandbox.leaderboard.view", lambda c, m, s, run, tmp:
+        leaderboard.leaderboard(c, ANONYMOUS, "wdbc-malignancy")),
+    ("leaderboard", "publish_reference"): ("sandbox.reference.publish",
+        lambda c, m, s, run, tmp: leaderboard.publish_reference(c, m, "wdbc-malignancy", b"",
+                                                                {})),
+    ("exports", "model_card_xml"): ("sandbox.modelcard.export", lambda c, m, s, run, tmp:
+        exports.model_card_xml(c, m, run)),
+    ("exports", "tripod_checklist"): ("sandbox.tripod.export", lambda c, m, s, run, tmp:
+        exports.tripod_checklist(c, m, run)),
 }
 
 
