@@ -8,6 +8,7 @@ the same API: ``conn.execute(sql_with_qmarks, params)``, rows readable by name a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -80,9 +81,16 @@ def connect(target: Path | str, settings: Settings | None = None) -> Any:
 
 def _private_file(path: Path) -> None:
     """The SQLite store (and the WAL and shared-memory files SQLite gives the same mode) is
-    the service's alone: created 0600, and an older store of ours made so on first open."""
+    the service's alone: created 0600, and an older store of ours made so on first open.
+
+    An existing store file is never opened here: closing any descriptor of a file drops every
+    POSIX lock this process holds on it, including the locks of SQLite connections already
+    open (other sessions' reads then fail with "disk I/O error"). Only a missing file is
+    created, exclusively; modes are changed by name."""
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        if not path.exists():
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             info = part.stat() if part.exists() else None
             if info is not None and info.st_uid == os.geteuid() and info.st_mode & 0o077:
