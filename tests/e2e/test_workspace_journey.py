@@ -32,14 +32,12 @@ def _editor_text(page) -> str:
 
 
 def test_type_complete_and_run_with_ctrl_enter(stack, browser):
-    from portal.identity import principal_for_email
-    from portal.services import access
     from portal.services.context import Context
+    from tests.factories_access import make_grant
 
     ctx = Context.open(stack.settings)
     try:
-        staff = principal_for_email(ctx.conn, "staff@platform.example")
-        access.grant_access(ctx, staff, "beta-bio", "eunomia", "row-level", 30)
+        make_grant(ctx, "beta-bio", "eunomia", "row-level")
     finally:
         ctx.close()
     shots = Shots("workspace-editor")
