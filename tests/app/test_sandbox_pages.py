@@ -3,16 +3,11 @@ sees history; staff release; the team then sees the report. Guards refuse the wr
 
 from __future__ import annotations
 
-import pytest
-
 from portal import audit
 from portal.identity import principal_for_email
-from portal.services import demo
 from portal.services import sandbox as services
 from tests.app.helpers import app, claims, error_codes, texts
 from tests.integration.sandbox.helpers import (
-    build_template,
-    copy_template,
     held_out,
     need_isolation,
     run_queue,
@@ -22,21 +17,6 @@ from tests.unit.sandbox.factories import MODEL_CARD
 
 ANALYST = "analyst@acme-health.example"
 STAFF = "staff@platform.example"
-
-
-@pytest.fixture(scope="module")
-def wdbc_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("sandbox-pages") / "home"
-    build_template(home, ("wdbc",))
-    return home
-
-
-@pytest.fixture
-def home(settings, wdbc_home):
-    ctx = copy_template(wdbc_home, settings)
-    demo.seed_people(ctx)
-    yield ctx
-    ctx.close()
 
 
 def _member_page():

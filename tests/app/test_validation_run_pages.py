@@ -3,16 +3,11 @@ member, another team's member and staff."""
 
 from __future__ import annotations
 
-import pytest
-
 from portal.identity import principal_for_email
-from portal.services import demo
 from portal.services import leaderboard as boards
 from portal.services import sandbox as services
 from tests.app.helpers import app, claims, error_codes, texts
 from tests.integration.sandbox.helpers import (
-    build_template,
-    copy_template,
     need_isolation,
     run_queue,
     wdbc_model,
@@ -23,21 +18,6 @@ ANALYST = "analyst@acme-health.example"
 RIVAL = "analyst@beta-bio.example"
 STAFF = "staff@platform.example"
 TASK = "wdbc-malignancy"
-
-
-@pytest.fixture(scope="module")
-def wdbc_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("run-pages") / "home"
-    build_template(home, ("wdbc",))
-    return home
-
-
-@pytest.fixture
-def home(settings, wdbc_home):
-    ctx = copy_template(wdbc_home, settings)
-    demo.seed_people(ctx)
-    yield ctx
-    ctx.close()
 
 
 def _run_page(email: str, run_id) -> object:
