@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from portal.access import grants as grant_rules
 from portal.errors import PortalError
 from portal.services import access
 from portal.ui import widgets
@@ -14,8 +15,7 @@ widgets.show_flash()
 
 every = or_stop(lambda: access.list_grants(ctx, me))
 
-BUCKETS = {"active": "Active", "expiring_soon": "Expiring soon", "expired": "Expired",
-           "revoked": "Revoked"}
+BUCKETS = {key: key.replace("_", " ").capitalize() for key in grant_rules.BUCKETS}
 tabs = st.tabs([f"{label} ({sum(g['bucket'] == key for g in every)})"
                 for key, label in BUCKETS.items()])
 for tab, key in zip(tabs, BUCKETS, strict=True):

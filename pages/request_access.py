@@ -3,6 +3,7 @@ reference where required; follow the team's requests and withdraw an open one.""
 
 import streamlit as st
 
+from portal.access.states import REQUEST_OPEN
 from portal.errors import PortalError
 from portal.services import access, policies
 from portal.ui import widgets
@@ -59,13 +60,22 @@ if ids:
     except PortalError as exc:
         show_error(exc)
 
-open_ids = [r["id"] for r in team_requests if r["status"] in ("submitted",
-                                                               "awaiting_second_approval")]
+open_ids = [r["id"] for r in team_requests if r["status"] in REQUEST_OPEN]
 if open_ids:
     chosen = st.selectbox("Open request", open_ids, key="withdraw_id")
     if st.button("Withdraw request", key="withdraw"):
         try:
             access.withdraw_request(ctx, me, chosen)
             widgets.flash(f"Request {chosen} withdrawn.")
+        except PortalError as exc:
+            show_error(exc)
+    st.caption("If staff could not approve it because the dataset's terms or the tier changed "
+               "since you asked (terms_changed, tier_changed), re-confirm it as they read now.")
+    agree_now = st.checkbox("I agree to the dataset's terms as they read now",
+                            key="reconfirm_terms")
+    if st.button("Re-confirm request", key="reconfirm"):
+        try:
+            access.reconfirm_request(ctx, me, chosen, agree_now)
+            widgets.flash(f"Request {chosen} re-confirmed.")
         except PortalError as exc:
             show_error(exc)

@@ -8,29 +8,33 @@ import streamlit as st
 from portal.errors import PortalError
 from portal.services import sandbox
 from portal.ui import confirm, run_review, widgets
+from portal.ui import runs as runs_ui
 from portal.ui.errors import or_stop, show_error
 from portal.ui.session import require_principal
 from portal.ui.text import md_escape
+from sandbox import states as run_states
 
 me, ctx = require_principal("staff", page="validation-runs")
 st.title("Validation runs")
 widgets.show_flash()
 
-STATUSES = ["awaiting_review", "queued", "running", "completed", "released", "withheld",
-            "failed", "all"]
+STATUSES = [*sorted(run_states.REVIEWABLE), *(s for s in run_states.STATES
+                                               if s not in run_states.REVIEWABLE), "all"]
 status = st.selectbox("Show", STATUSES, format_func=lambda s: s.replace("_", " "),
                       key="vr_status")
 runs = or_stop(lambda: sandbox.list_runs(ctx, me, status=None if status == "all" else status))
 if not runs:
     st.text("No runs.")
 else:
-    st.dataframe(pd.DataFrame(runs)[["id", "kind", "task", "team", "status", "flagged",
-                                     "final", "outcome", "model", "release_version",
-                                     "primary_value", "released_primary", "created_at"]],
-                 hide_index=True, width="stretch")
+    frame = pd.DataFrame(runs)[["id", "kind", "task", "team", "status", "flagged", "final",
+                                "outcome", "model", "release_version", "primary_value",
+                                "released_primary", "created_at"]]
+    frame["page"] = [f"run?id={r['id']}" for r in runs]
+    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+        "page": st.column_config.LinkColumn("page", display_text="open")})
     st.caption("primary_value is exact (staff only); released_primary is what the team sees.")
 
-reviewable = [r["id"] for r in runs if r["status"] in ("awaiting_review", "withheld")]
+reviewable = [r["id"] for r in runs if r["status"] in run_states.REVIEWABLE]
 st.header("Review")
 if not reviewable:
     st.info("Nothing awaits review.")
@@ -39,6 +43,7 @@ else:
     current = next(r for r in runs if r["id"] == run_id)
     st.caption(f"Task {current['task']} v{current['task_version']} · team {current['team']} · "
                f"model {current['model']} · release {current['release_version']}")
+    runs_ui.link(run_id, f"Open run {run_id}: its page, plots and exports")
     report = sandbox.staff_report(ctx, me, run_id) if current["report_available"] else None
     flags = [c.name for c in run_review.checks(current, report) if c.flagged]
     if report is not None:

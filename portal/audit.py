@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from portal.canonical import canonical_json
 from portal.config import Settings
 from portal.store.db import transaction, utcnow
 
@@ -96,8 +97,7 @@ def _clean(value: Any) -> Any:
 
 
 def _canonical(details: Mapping[str, Any]) -> str:
-    return json.dumps(_clean(details), sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, default=lambda v: _text(str(v)))
+    return canonical_json(_clean(details), allow_nan=True, default=lambda v: _text(str(v)))
 
 
 def _event_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from portal.canonical import canonical_bytes
 from portal.config import Settings
+from portal.storage import unique_temp
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -49,8 +51,7 @@ class Checkpoint:
 
 
 def _canonical(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=True).encode("ascii")
+    return canonical_bytes(data)
 
 
 def _private_key(settings: Settings) -> Ed25519PrivateKey:
@@ -86,7 +87,7 @@ def write(settings: Settings, document: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = document["at"].replace("-", "").replace(":", "")
     path = folder / f"checkpoint-{document['last_id']:012d}-{stamp}.json"
-    tmp = folder / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    tmp = unique_temp(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         json.dump(document, fh, indent=2, sort_keys=True)

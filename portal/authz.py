@@ -258,8 +258,19 @@ def run_dataset(conn: sqlite3.Connection, run: Any) -> str | None:
 def check_run_access(conn: sqlite3.Connection, run: Any, now: datetime | None = None) -> None:
     """May work on ``run`` go on (a worker claiming it, storing its result, staff releasing it)?
     The team must still be active and hold the grant the task needs, and the member who
-    submitted it must still be an active member (see :func:`check_team_access`)."""
+    submitted it must still be an active member (see :func:`check_team_access`). A reference
+    run (a model the platform publishes, fitted on dev rows) is the platform's own work and
+    belongs to no team."""
+    if _is_reference(run):
+        return
     check_team_access(conn, run["team"], run_dataset(conn, run), run["requested_by"], now)
+
+
+def _is_reference(run: Any) -> bool:
+    try:
+        return bool(run["reference"])
+    except (KeyError, IndexError):
+        return False
 
 
 def can_run_access(conn: sqlite3.Connection, run: Any, now: datetime | None = None) -> bool:

@@ -232,12 +232,14 @@ class Settings:
         return self.audit_anchor_path or self.home / "audit-anchors"
 
     def ensure_home(self) -> None:
-        """Create the home's folders. Releases, extracts and secrets are the service's alone
-        (mode 0700): jailed jobs get the one file they need bound in, never a path."""
+        """Create the home's folders. Releases, extracts, uploaded models, reports and secrets
+        are the service's alone (mode 0700): jailed jobs get the one file they need bound in,
+        never a path, and nobody else on the machine reads an unreleased report."""
         for path in (self.home, self.storage_root, self.releases_dir, self.extracts_dir,
                      self.models_dir, self.reports_dir):
             path.mkdir(parents=True, exist_ok=True)
-        for private in (self.releases_dir, self.extracts_dir, self.secrets_dir):
+        for private in (self.releases_dir, self.extracts_dir, self.models_dir,
+                        self.reports_dir, self.secrets_dir):
             private.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(private, 0o700)
 

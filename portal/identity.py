@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from portal import audit
+from portal.clock import to_text
 from portal.config import Settings
 from portal.errors import Denied, NotFound
 from portal.store import people
@@ -212,7 +213,7 @@ def _bind_or_create(ctx: Context, claims: Mapping[str, Any], settings: Settings,
 def _touch(ctx: Context, row: sqlite3.Row) -> None:
     last = row["last_seen_at"]
     stale_before = datetime.fromtimestamp(time.time() - LAST_SEEN_EVERY_SECONDS, UTC)
-    if last is None or last < stale_before.strftime("%Y-%m-%dT%H:%M:%SZ"):
+    if last is None or last < to_text(stale_before):
         with transaction(ctx.conn):
             people.touch_last_seen(ctx.conn, row["id"])
 

@@ -16,14 +16,10 @@ import duckdb
 import numpy as np
 
 from portal.errors import InternalError
+from portal.query.worker import connect_locked
+from portal.sqltext import quote_ident
 from sandbox.tasks import TaskCard
 
-LOCKED = {
-    "enable_external_access": False, "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False, "allow_community_extensions": False,
-    "allow_persistent_secrets": False, "python_enable_replacements": False,
-    "temp_directory": "", "threads": 2, "memory_limit": "2GB",
-}
 TWIN_ROWS = 256
 
 
@@ -41,15 +37,13 @@ class HeldOut:
         return int(self.features.shape[0])
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def holdout_sql(card: TaskCard) -> str:
     """The one query that yields row_id, label, subgroup attributes and features in order."""
-    groups = [f"p.{_quote(g.column)} AS {_quote('group_' + g.name)}"
+    groups = [f"p.{quote_ident(g.column)} AS {quote_ident('group_' + g.name)}"
               for g in card.subgroups.groups]
-    feats = [f"CAST(f.{_quote(c.name)} AS DOUBLE) AS {_quote('feature_' + c.name)}"
+    feats = [f"CAST(f.{quote_ident(c.name)} AS DOUBLE) AS {quote_ident('feature_' + c.name)}"
              for c in card.features.columns]
     select = ", ".join(["p.row_id AS row_id", "CAST(l.label AS DOUBLE) AS label", *groups, *feats])
     return (f"WITH population AS ({card.population_sql}),\n"
@@ -70,11 +64,11 @@ def build_holdout(card: TaskCard, holdout_path: Path) -> HeldOut:
     """Run the task's SQL over a held-out partition. Raises InternalError with a stable code
     when the task's SQL fails or yields unusable labels (a task-card problem, not the team's)."""
     try:
-        con = duckdb.connect(str(holdout_path), read_only=True, config=LOCKED)
+        con = connect_locked(duckdb, str(holdout_path), read_only=True, memory_mb=2048,
+                             threads=2)
     except duckdb.Error:
         raise InternalError(code="holdout_unavailable") from None
     try:
-        con.execute("SET lock_configuration = true")
         data = con.execute(holdout_sql(card)).fetchnumpy()
     except duckdb.Error:
         raise InternalError(code="task_sql_failed") from None
@@ -110,3 +104,9 @@ def synthetic_twin(card: TaskCard, rows: int = TWIN_ROWS, seed: int = 0) -> np.n
         else:
             columns.append(rng.integers(0, 2, size=rows).astype(float))
     return np.column_stack(columns).astype(np.float32)
+
+
+def build_dev(card: TaskCard, release) -> HeldOut:
+    """The task's features and labels on the release's **dev** partition (what any granted team
+    can build for itself), for the platform's reference model; never the held-out rows."""
+    return build_holdout(card, release.dev_path)

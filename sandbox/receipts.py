@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -27,6 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from portal.canonical import canonical_bytes
 from portal.config import Settings
 
 KEY_NAME = "sandbox-receipt-ed25519"
@@ -35,8 +35,7 @@ BOUND_FIELDS = ("run_id", "model_sha256", "release_version", "protocol_hash", "c
 
 
 def canonical(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return canonical_bytes(data)
 
 
 def _private_key(settings: Settings) -> Ed25519PrivateKey:

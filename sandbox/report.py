@@ -86,8 +86,15 @@ def pr_svg(figures: dict[str, Any]) -> str:
     return _frame("Precision-recall curve", "recall", "precision", body)
 
 
-def calibration_svg(figures: dict[str, Any]) -> str:
+def calibration_svg(figures: dict[str, Any], min_size: int | None = None) -> str:
+    """Observed rate against mean predicted risk per bin (Wilson 95% bars), the diagonal of
+    perfect calibration, and suppressed bins shaded grey with a note saying why."""
     body = _polyline([0, 1], [0, 1], "#bbb", "4 3")
+    suppressed = [p for p in figures.get("reliability", []) if p.get("suppressed")]
+    for point in suppressed:
+        x0, x1 = _sx(point["bin_lower"]), _sx(point["bin_upper"])
+        body += (f'<rect x="{x0:.1f}" y="{PAD}" width="{x1 - x0:.1f}" height="{H - 2 * PAD}" '
+                 f'fill="#ddd" opacity="0.6"><title>suppressed bin</title></rect>')
     for point in figures.get("reliability", []):
         if point.get("suppressed"):
             continue
@@ -95,35 +102,58 @@ def calibration_svg(figures: dict[str, Any]) -> str:
         body += (f'<line x1="{_sx(x):.1f}" x2="{_sx(x):.1f}" y1="{_sy(point["lower"]):.1f}" '
                  f'y2="{_sy(point["upper"]):.1f}" stroke="#1f5fa8"/>'
                  f'<circle cx="{_sx(x):.1f}" cy="{_sy(y):.1f}" r="3" fill="#1f5fa8"/>')
+    if suppressed:
+        fewer = f"fewer than {min_size} cases" if min_size else "too few cases"
+        body += (f'<text x="{PAD + 4}" y="{PAD + 12}" font-size="9" fill="#555">'
+                 f'{suppression_note(len(suppressed), fewer)}</text>')
     return _frame("Calibration (reliability)", "mean predicted risk", "observed rate", body)
 
 
+def suppression_note(bins: int, why: str) -> str:
+    """The note on the calibration plot when bins are suppressed."""
+    return html.escape(f"grey: {bins} bin{'s' if bins != 1 else ''} suppressed ({why})")
+
+
 def forest_svg(figures: dict[str, Any]) -> str:
-    """AUROC with its 95% interval per subgroup level; suppressed levels are listed as such."""
+    """AUROC with its 95% interval per subgroup level, with each level's size and prevalence;
+    the dashed line is the overall AUROC; suppressed levels are listed as such."""
     rows = figures.get("subgroups", [])
     height = 50 + 20 * max(len(rows), 1)
-    left, right = 170, W + 120
+    left, right = 170, W + 80
     span = right - left
+    text_x = right + 12
 
     def sx(v: float) -> float:
         return left + (v - 0.4) / 0.6 * span if v >= 0.4 else left
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{right + 20}" height="{height}" '
-             f'role="img" aria-label="Subgroup AUROC"><title>Subgroup AUROC (95% CI)</title>'
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{text_x + 150}" '
+             f'height="{height}" role="img" aria-label="Subgroup AUROC">'
+             f'<title>Subgroup AUROC (95% CI)</title>'
              f'<text x="{left}" y="16" font-size="12">AUROC by subgroup (95% CI; axis 0.4–1)'
-             f'</text>']
+             f'</text><text x="{text_x}" y="16" font-size="10">cases · prevalence</text>']
+    for tick in (0.4, 0.6, 0.8, 1.0):
+        parts.append(f'<text x="{sx(tick):.1f}" y="{height - 2}" font-size="9" '
+                     f'text-anchor="middle">{tick:g}</text>')
     overall = figures["overall"]["auroc"].get("value")
     if overall is not None:
         parts.append(f'<line x1="{sx(overall):.1f}" x2="{sx(overall):.1f}" y1="24" '
-                     f'y2="{height - 10}" stroke="#bbb" stroke-dasharray="4 3"/>')
+                     f'y2="{height - 12}" stroke="#bbb" stroke-dasharray="4 3"/>')
     for i, row in enumerate(rows):
         y = 40 + 20 * i
         label = html.escape(f"{row['attribute']}: {row['level']}"[:28])
         parts.append(f'<text x="4" y="{y + 4}" font-size="10">{label}</text>')
-        auroc = row.get("auroc", {}) if not row.get("suppressed") else {}
+        if row.get("suppressed"):
+            parts.append(f'<text x="{left}" y="{y + 4}" font-size="10" fill="#777">'
+                         f'suppressed</text><text x="{text_x}" y="{y + 4}" font-size="10" '
+                         f'fill="#777">{html.escape(row.get("reason", ""))[:40]}</text>')
+            continue
+        prevalence = (row.get("prevalence") or {}).get("value")
+        parts.append(f'<text x="{text_x}" y="{y + 4}" font-size="10">{_fmt(row.get("n"))} · '
+                     f'{_fmt(prevalence)}</text>')
+        auroc = row.get("auroc") or {}
         if auroc.get("value") is None:
-            why = "suppressed" if row.get("suppressed") else "not estimable"
-            parts.append(f'<text x="{left}" y="{y + 4}" font-size="10" fill="#777">{why}</text>')
+            parts.append(f'<text x="{left}" y="{y + 4}" font-size="10" fill="#777">'
+                         f'not estimable</text>')
             continue
         parts.append(f'<line x1="{sx(auroc["lower"]):.1f}" x2="{sx(auroc["upper"]):.1f}" '
                      f'y1="{y}" y2="{y}" stroke="#1f5fa8" stroke-width="1.5"/>'
@@ -131,6 +161,14 @@ def forest_svg(figures: dict[str, Any]) -> str:
                      f'fill="#1f5fa8"/>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def plots(report: dict[str, Any]) -> dict[str, str]:
+    """The report's figures as SVG, by name: the HTML report and the portal draw the same."""
+    figures = report["metrics"]
+    return {"roc": roc_svg(figures), "pr": pr_svg(figures),
+            "calibration": calibration_svg(figures, report["task"].get("min_subgroup_size")),
+            "forest": forest_svg(figures)}
 
 
 def _interval(entry: dict[str, Any] | None) -> str:
@@ -169,7 +207,7 @@ def _threshold_rows(figures: dict[str, Any]) -> list[list[str]]:
             continue
         rows.append([_fmt(t["threshold"], 2), _interval(t["sensitivity"]),
                      _interval(t["specificity"]), _interval(t["ppv"]), _interval(t["npv"]),
-                     _fmt(t["net_benefit"], 4), _fmt(t["net_benefit_treat_all"], 4)])
+                     _fmt(t["net_benefit"]), _fmt(t["net_benefit_treat_all"])])
     return rows
 
 
@@ -238,14 +276,15 @@ def render_html(report: dict[str, Any]) -> str:
     if figures is None:  # a released non-final report: the Ladder's figure only
         return (f"{head}<p>This was not a final submission: only the primary metric, as the "
                 f"team's Ladder shows it, is released.</p></body></html>")
-    plots = (roc_svg(figures) + pr_svg(figures) + calibration_svg(figures))
+    drawn = plots(report)
+    curves = drawn["roc"] + drawn["pr"] + drawn["calibration"]
     return (
         f"{head}"
         f"<h2>Overall</h2>{_table(['Figure', 'Value (95% CI)'], _overall_rows(figures['overall']))}"
-        f"<div class='plots'>{plots}</div>"
+        f"<div class='plots'>{curves}</div>"
         f"<h2>At decision thresholds</h2>"
         f"{_table(['Threshold', 'Sensitivity', 'Specificity', 'PPV', 'NPV', 'Net benefit', 'Treat all'], _threshold_rows(figures))}"  # noqa: E501
         f"<h2>Subgroups</h2><p>Subgroups with fewer than {_fmt(task['min_subgroup_size'])} "
-        f"cases are suppressed.</p><div class='plots'>{forest_svg(figures)}</div>"
+        f"cases are suppressed.</p><div class='plots'>{drawn['forest']}</div>"
         f"{_table(['Subgroup', 'Cases', 'Prevalence', 'AUROC', 'Brier'], _subgroup_rows(figures))}"
         f"</body></html>")

@@ -19,6 +19,7 @@ import numpy as np
 from portal.catalog.releases import current_release
 from portal.config import Settings
 from portal.errors import PortalError
+from portal.storage import write_once
 from portal.store.db import utcnow
 from sandbox import disclosure, features, isolation, metrics, publish, receipts, report, store
 from sandbox.store import task_version
@@ -36,6 +37,9 @@ class RunResult:
     report: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
     singling_out: dict[str, Any] | None = None
+    # DeLong structural components (V10 over positives, V01 over negatives) in canonical case
+    # order: platform-only, for paired comparisons on the leaderboard
+    components: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def model_path(settings: Settings, sha256: str) -> Path:
@@ -117,7 +121,19 @@ def execute(settings: Settings, conn: sqlite3.Connection, run: sqlite3.Row) -> R
                         info, figures)
     body["review"] = {"singling_out": check, "sides": sides}
     body["receipt"] = receipts.sign(settings, body, publish._bound(body))
-    return RunResult("ok", "validation finished", release.version, body, info, check)
+    return RunResult("ok", "validation finished", release.version, body, info, check,
+                     components=_components(held.labels, predictions))
+
+
+def _components(labels: np.ndarray, predictions: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    from sandbox import delong
+
+    try:
+        _, v10, v01 = delong.structural_components(labels, predictions)
+    except metrics.NotEstimable:
+        return None
+    return v10[0], v01[0]
 
 
 def _check_against_earlier_finals(settings: Settings, conn: sqlite3.Connection,
@@ -170,6 +186,28 @@ def _report_body(card: TaskCard, run: sqlite3.Row, release: dict[str, Any],
     # signs, reveal nothing testable about the exact figures
     body.update(view="exact", nonce=secrets.token_hex(16))
     return body
+
+
+def write_components(settings: Settings, run_id: int,
+                     components: tuple[np.ndarray, np.ndarray]) -> str:
+    """Write the run's DeLong structural components once under ``reports/components`` (an
+    ``.npz`` of two float64 arrays, no pickled objects); returns the name relative to the
+    reports folder. Platform-only: the leaderboard's paired comparisons read it."""
+    import io
+
+    buffer = io.BytesIO()
+    v10, v01 = components
+    np.savez(buffer, v10=np.asarray(v10, dtype="<f8"), v01=np.asarray(v01, dtype="<f8"))
+    data = buffer.getvalue()
+    name = f"components/run-{int(run_id)}-{hashlib.sha256(data).hexdigest()[:16]}.npz"
+    write_once(settings.reports_dir / name, data, 0o640)
+    return name
+
+
+def read_components_at(reports_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The components written by :func:`write_components` (never unpickled)."""
+    with np.load(reports_dir / name, allow_pickle=False) as archive:
+        return archive["v10"], archive["v01"]
 
 
 def write_report(settings: Settings, run_id: int, body: dict[str, Any]) -> str:

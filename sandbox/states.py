@@ -34,6 +34,10 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 
 TERMINAL = frozenset({"completed", "released", "withheld", "failed"})
 VISIBLE_TO_TEAM = frozenset({"completed", "released"})
+# Derived from the table, for pages: runs staff may release, and runs still on their way.
+REVIEWABLE = frozenset(src for (src, dst), actor in TRANSITIONS.items()
+                       if dst == "released" and actor == "staff")
+IN_PROGRESS = frozenset(s for s in STATES if s not in TERMINAL and s not in REVIEWABLE)
 
 # Failure outcomes shown to teams, with what they mean.
 OUTCOMES: dict[str, str] = {

@@ -57,16 +57,18 @@ def insert_model(conn: sqlite3.Connection, **fields: Any) -> int:
 
 def insert_run(conn: sqlite3.Connection, *, kind: str, card: TaskCard, team: str,
                requested_by: str, model_id: int, rerun_of: int | None = None,
-               final: bool = False) -> int:
-    """Queue a run (``final``: its team-visible report will be the full released one)."""
+               final: bool = False, reference: bool = False) -> int:
+    """Queue a run (``final``: its team-visible report will be the full released one; a
+    ``reference`` run, a model the platform publishes, needs no review)."""
+    review = card.review_required and kind == "validation" and not reference
     cur = conn.execute(
         "INSERT INTO sandbox_runs (kind, task_id, task_version, protocol_hash, team, requested_by,"
         " model_id, status, review_required, rerun_of, shuffle_seed, created_at, day,"
-        " final_report)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?) RETURNING id",
+        " final_report, reference)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (kind, card.id, card.version, card.protocol_hash, team, requested_by, model_id,
-         int(card.review_required and kind == "validation"), rerun_of, card.shuffle_seed,
-         utcnow(), today(), int(final and kind == "validation")))
+         int(review), rerun_of, card.shuffle_seed, utcnow(), today(),
+         int(final and kind == "validation"), int(reference)))
     run_id = int(cur.fetchone()[0])
     if kind == "validation":  # dry runs are executed at once by the server that took them
         from portal import jobs
@@ -161,7 +163,7 @@ def ladder_submit(conn: sqlite3.Connection, *, team: str, task_id: str, task_ver
 def get_run(conn: sqlite3.Connection, run_id: int) -> sqlite3.Row:
     row = conn.execute(
         "SELECT r.*, m.sha256, m.name AS model_name, m.model_version, m.intended_use,"
-        " m.training_data, m.size_bytes FROM sandbox_runs r"
+        " m.training_data, m.size_bytes, m.narrative FROM sandbox_runs r"
         " JOIN sandbox_models m ON m.id = r.model_id WHERE r.id = ?", (int(run_id),)).fetchone()
     if row is None:
         raise NotFound("run_not_found", "There is no such validation run.")

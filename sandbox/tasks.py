@@ -17,12 +17,13 @@ held-out partition, in the parent. It uses three named parts, joined on ``row_id
 from __future__ import annotations
 
 import hashlib
-import json
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from portal.canonical import canonical_bytes
 from portal.errors import ConfigError
 from portal.yamlstrict import load_strict
 
@@ -82,6 +83,15 @@ class Limits(_Strict):
     max_model_mb: int = Field(default=100, ge=1, le=200)
 
 
+class PublicCopy(_Strict):
+    """A public copy of the source data: where it is and how it overlaps the held-out set."""
+
+    name: str = Field(min_length=3, max_length=200)
+    where: str = Field(min_length=3, max_length=300)
+    overlap: Literal["contains_holdout", "partial", "none_known"]
+    note: str = Field(default="", max_length=1000)
+
+
 class Disclosure(_Strict):
     """How much of a validation a team sees (``sandbox.disclosure``; not part of the protocol:
     it decides what is shown, not what is computed).
@@ -116,6 +126,11 @@ class TaskCard(_Strict):
     review_required: bool
     grant_required: bool
     shuffle_seed: int = Field(default=20261128, ge=0, le=2**32 - 1)
+    # Descriptive (not protocol): what a label of 1 means, the outcome window the question and
+    # the label SQL share, and public copies of the source data that overlap the held-out set.
+    label_meaning: str = Field(default="", max_length=2000)
+    outcome_window_days: int | None = Field(default=None, ge=1, le=36_500)
+    public_copies: list[PublicCopy] = Field(default_factory=list, max_length=20)
     disclosure: Disclosure = Field(default_factory=Disclosure)
 
     @model_validator(mode="after")
@@ -124,6 +139,10 @@ class TaskCard(_Strict):
             raise ValueError("thresholds must lie strictly between 0 and 1")
         if self.primary_metric not in self.metrics:
             raise ValueError("primary_metric must be one of the listed metrics")
+        if self.outcome_window_days is not None:
+            problem = window_disagreement(self)
+            if problem:
+                raise ValueError(problem)
         return self
 
     @property
@@ -151,8 +170,29 @@ class TaskCard(_Strict):
         return f"{self.id}@{self.version}"
 
 
+_INTERVAL_DAYS = re.compile(r"INTERVAL\s+'?(\d+)'?\s+DAYS?", re.IGNORECASE)
+_QUESTION_DAYS = re.compile(r"(\d[\d,]*)\s+days", re.IGNORECASE)
+
+
+def window_disagreement(card: TaskCard) -> str | None:
+    """Why the card's question and label SQL disagree on the outcome window, or None.
+
+    Every ``INTERVAL n DAY`` of the label SQL and every "n days" of the question must equal
+    ``outcome_window_days``, and each must state it at least once."""
+    window = card.outcome_window_days
+    in_sql = {int(n) for n in _INTERVAL_DAYS.findall(card.label_sql)}
+    in_question = {int(n.replace(",", "")) for n in _QUESTION_DAYS.findall(card.question)}
+    if in_sql != {window}:
+        return (f"outcome_window_days is {window} but the label SQL uses "
+                f"{sorted(in_sql) or 'no'} day intervals")
+    if in_question != {window}:
+        return (f"outcome_window_days is {window} but the question states "
+                f"{sorted(in_question) or 'no'} days")
+    return None
+
+
 def canonical_json(data: object) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_bytes(data, allow_nan=True)  # as protocol hashes were always computed
 
 
 def protocol_hash(card: TaskCard) -> str:

@@ -36,7 +36,8 @@ def _lease_seconds(settings: Settings) -> float:
 
 
 def finish(conn: sqlite3.Connection, run_id: int, owner: str, result: runner.RunResult,
-           report_file: str | None, settings: Settings | None = None) -> str | None:
+           report_file: str | None, settings: Settings | None = None,
+           components_file: str | None = None) -> str | None:
     """Record a result if ``owner`` still holds the run's lease; returns the new status (None
     when the lease was lost and another worker owns the run now).
 
@@ -62,7 +63,8 @@ def finish(conn: sqlite3.Connection, run_id: int, owner: str, result: runner.Run
         check = json.dumps(result.singling_out) if result.singling_out is not None else None
         store.set_status(conn, run_id, status, outcome=result.outcome,
                          message=result.message[:1000], release_version=result.release_version,
-                         report_file=report_file, primary_value=primary, finished_at=utcnow(),
+                         report_file=report_file, components_file=components_file,
+                         primary_value=primary, finished_at=utcnow(),
                          lease_owner=None, lease_expires_at=None, singling_out=check,
                          flagged=int(flagged))
         if status == "completed" and run["kind"] == "validation" and report_file:
@@ -118,16 +120,18 @@ def _execute_claimed(settings: Settings, conn: sqlite3.Connection, owner: str, r
         run = store.get_run(conn, run_id)
         if before_execute:
             before_execute(run_id)
-        report_file = None
+        report_file = components_file = None
         try:
             result = _access_ended(conn, run) or runner.execute(settings, conn, run)
             if result.report is not None:
                 report_file = runner.write_report(settings, run_id, result.report)
+            if result.components is not None:
+                components_file = runner.write_components(settings, run_id, result.components)
         except Exception:  # a platform fault: recorded, never shown in detail to the team
             log.exception("validation run %s failed on the platform side", run_id)
             result = runner.RunResult("internal_error",
                                       "A platform problem stopped this run; staff have been told.")
-        return finish(conn, run_id, owner, result, report_file, settings)
+        return finish(conn, run_id, owner, result, report_file, settings, components_file)
 
 
 def _access_ended(conn: sqlite3.Connection, run: sqlite3.Row) -> runner.RunResult | None:

@@ -21,12 +21,13 @@ import math
 import sqlite3
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from portal import audit
 from portal.access.states import check_transition
 from portal.authz import check_member
+from portal.clock import from_text, now_utc, to_text  # noqa: F401 - long imported from here
 from portal.errors import Denied, NotFound
 from portal.identity import Principal
 from portal.store.db import transaction
@@ -40,24 +41,6 @@ _SELECT = (
     "SELECT g.*, t.slug AS team_slug, u.email AS approved_by_email FROM grants g"
     " JOIN teams t ON t.id = g.team_id JOIN users u ON u.id = g.approved_by"
 )
-
-
-def now_utc(now: datetime | None = None) -> datetime:
-    """``now`` (made timezone-aware, UTC) or the current time, to the second."""
-    value = now or datetime.now(UTC)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).replace(microsecond=0)
-
-
-def to_text(moment: datetime) -> str:
-    """A datetime as the store's ISO-8601 UTC text (``2026-10-01T00:00:00Z``)."""
-    return now_utc(moment).isoformat().replace("+00:00", "Z")
-
-
-def from_text(text: str) -> datetime:
-    """The store's ISO-8601 text back to an aware datetime."""
-    return now_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 @dataclass(frozen=True)

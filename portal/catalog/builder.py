@@ -157,7 +157,7 @@ def _build_locked(settings: Settings, conn: sqlite3.Connection, loaded: LoadedMa
     say(f"{m.id}: reading the source")
     source = open_source(settings, m, persons, progress=say)
     version = next_version(conn, settings, m.id)
-    staging = folder / f".staging-{version}-{os.getpid()}"
+    staging = folder / f".staging-{version}-{os.getpid()}-{os.urandom(6).hex()}"  # per write
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(folder, 0o700)
     staging.mkdir(mode=0o700)

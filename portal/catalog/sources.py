@@ -20,6 +20,7 @@ import duckdb
 from portal.catalog.manifest import Manifest
 from portal.config import Settings
 from portal.errors import ConfigError
+from portal.sqltext import quote_literal
 from portal.storage import unique_temp
 
 SOURCE_ALIAS = "src"
@@ -143,8 +144,7 @@ def open_source(settings: Settings, manifest: Manifest, persons: int | None = No
 
 def attach_source(con: duckdb.DuckDBPyConnection, source: SourceFile) -> None:
     """Attach the raw file read-only as catalog ``src`` (the builder's only view of the source)."""
-    path = str(source.path).replace("'", "''")
-    con.execute(f"ATTACH '{path}' AS {SOURCE_ALIAS} (READ_ONLY)")
+    con.execute(f"ATTACH {quote_literal(str(source.path))} AS {SOURCE_ALIAS} (READ_ONLY)")
 
 
 def source_tables(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, SourceColumn]]:

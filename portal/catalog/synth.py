@@ -22,6 +22,8 @@ from pathlib import Path
 
 import duckdb
 
+from portal.sqltext import quote_literal
+
 GENERATOR_VERSION = 1
 DEFAULT_PERSONS = 20_000
 DEFAULT_SEED = 42
@@ -102,8 +104,6 @@ def _slots(rows: list[tuple[int, int]], name: str) -> str:
            f"INSERT INTO {name} VALUES {', '.join(values)};"
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _concept_sql() -> str:
@@ -114,7 +114,7 @@ def _concept_sql() -> str:
     rows += [(m[0], m[1], "Measurement", "LOINC", "Lab Test") for m in MEASUREMENTS]
     rows += OTHER_CONCEPTS
     values = ", ".join(
-        f"({c}, {_quote(n)}, {_quote(d)}, {_quote(v)}, {_quote(k)}, "
+        f"({c}, {quote_literal(n)}, {quote_literal(d)}, {quote_literal(v)}, {quote_literal(k)}, "
         f"{'NULL' if d in ('Type Concept', 'Unit') else chr(39) + 'S' + chr(39)}, "
         f"'{c}', DATE '1970-01-01', DATE '2099-12-31', NULL)" for c, n, d, v, k in rows)
     return ("CREATE TABLE concept(concept_id BIGINT, concept_name VARCHAR, domain_id VARCHAR, "

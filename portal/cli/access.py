@@ -156,6 +156,12 @@ def _register_access(sub: argparse._SubParsersAction) -> None:
     p.add_argument("request_id", metavar="REQUEST_ID", type=record_id)
     p.add_argument("--user", required=True, metavar="EMAIL")
 
+    p = _add(acc, "reconfirm", "re-confirm your team's open request under the tier and terms "
+                               "as they read now", _reconfirm)
+    p.add_argument("request_id", metavar="REQUEST_ID", type=record_id)
+    p.add_argument("--user", required=True, metavar="EMAIL")
+    p.add_argument("--agree-terms", action="store_true", help="agree to the dataset's terms")
+
     _add(acc, "expire", "record grants past their expiry as expired", _expire)
     _add(acc, "diagram", "print the state diagrams (Mermaid) generated from the tables",
          lambda args, ctx: _diagrams())
@@ -206,6 +212,11 @@ def _approve(args: argparse.Namespace, ctx: Context) -> Any:
 
 def _deny(args: argparse.Namespace, ctx: Context) -> Any:
     return _access().deny_request(ctx, _who(ctx, args.by), args.request_id, args.reason)
+
+
+def _reconfirm(args: argparse.Namespace, ctx: Context) -> Any:
+    return _access().reconfirm_request(ctx, _who(ctx, args.user), args.request_id,
+                                       args.agree_terms)
 
 
 def _withdraw(args: argparse.Namespace, ctx: Context) -> Any:

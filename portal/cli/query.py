@@ -47,17 +47,32 @@ def _sql_text(raw: str) -> str:
                                                    "UTF-8 text.") from None
 
 
-def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
-    if args.sql is not None and not settings.query_allow_unisolated:
-        from portal import isolation
+def _prefetch_isolation(ctx, principal, dataset_id: str) -> None:
+    """When the query will need a worker (the user's team holds a grant; the service checks
+    everything again), start the jail probe now: it runs while the engine loads."""
+    from portal.access.grants import check_active_grant
+    from portal.errors import PortalError
 
-        isolation.prefetch()  # the jail probe runs while the engine loads and the store opens
+    if ctx.settings.query_allow_unisolated:
+        return
+    try:
+        check_active_grant(ctx.conn, principal, dataset_id)
+    except PortalError:
+        return
+    from portal import isolation
+
+    isolation.prefetch()
+
+
+def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     from portal.identity import principal_for_email
     from portal.services.context import Context
 
     ctx = Context.open(settings)
     try:
         principal = principal_for_email(ctx.conn, args.user)
+        if args.sql is not None:
+            _prefetch_isolation(ctx, principal, args.dataset)
         from portal.services import query as query_services  # the engine, once it is needed
 
         if args.history:

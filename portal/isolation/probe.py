@@ -3,6 +3,8 @@ exactly as a job would be started, and check from both sides what it got."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -127,8 +129,18 @@ def prefetch() -> None:
         if key in _cache or key in _pending:
             return
         pending = _pending[key] = Future()
+    atexit.register(_finish_pending)
     threading.Thread(target=_probe_into, args=(key, pending), daemon=True,
                      name="portal-isolation-probe").start()
+
+
+def _finish_pending() -> None:
+    """At exit, let a probe still running finish (it removes its temporary folder)."""
+    with _lock:
+        running = list(_pending.values())
+    for pending in running:
+        with contextlib.suppress(Exception):
+            pending.result(timeout=30)
 
 
 def _probe_into(key: tuple, pending: Future) -> None:

@@ -22,6 +22,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from portal.canonical import canonical_json
 from portal.errors import NotFound
 from portal.policy.loader import column_matches
 from portal.policy.model import DatasetPolicy, TableRule, Tier
@@ -55,7 +56,7 @@ class ResolvedTier:
         }
 
     def spec_json(self) -> str:
-        return json.dumps(self.spec(), sort_keys=True, separators=(",", ":"))
+        return canonical_json(self.spec())
 
     def extract_key(self) -> str:
         """Content address of the extract: hash of release version + dataset + spec."""

@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from portal.errors import ConfigError
 from portal.policy.model import DatasetPolicy, TableRule
+from portal.query.worker import connect_locked
 from portal.yamlstrict import load_strict
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
@@ -142,7 +141,9 @@ def filter_columns(expression: str) -> set[str]:
 
 
 def _serialize(sql: str) -> dict[str, Any] | None:
-    con = duckdb.connect(":memory:", config={"enable_external_access": False})
+    import duckdb  # only for policies with row filters: `portal access list` starts without it
+
+    con = connect_locked(duckdb)
     try:
         text = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]
         return json.loads(text)

@@ -35,6 +35,8 @@ from portal.policy.engine import ResolvedTier
 from portal.query import totality
 from portal.query.columns import ColumnResolver, from_aliases
 from portal.query.preflight import Preflight, walk
+from portal.query.worker import connect_locked
+from portal.sqltext import quote_ident
 
 SHAPE_HELP = (
     "Aggregate access allows one SELECT over your tables (joins on person_id allowed; no "
@@ -80,7 +82,7 @@ def aggregate_names() -> frozenset[str]:
     global _aggregate_names
     with _agg_lock:
         if _aggregate_names is None:
-            con = duckdb.connect(":memory:")
+            con = connect_locked(duckdb)
             rows = con.execute("SELECT DISTINCT lower(function_name) FROM duckdb_functions()"
                                " WHERE function_type = 'aggregate'").fetchall()
             con.close()
@@ -273,8 +275,7 @@ def _sql_helper(statement: str, parameter: str) -> Any:
     global _helper
     with _helper_lock:
         if _helper is None:
-            _helper = duckdb.connect(":memory:", config={"enable_external_access": False,
-                                                         "lock_configuration": True})
+            _helper = connect_locked(duckdb)
         cursor = _helper.cursor()
     try:
         return cursor.execute(statement, [parameter]).fetchone()[0]
@@ -295,8 +296,6 @@ def _template(sql: str) -> dict[str, Any]:
     return parse_node(sql)["select_list"][0]
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _rewrite(node: dict[str, Any], aliases: list[tuple[str, str]],
@@ -312,7 +311,7 @@ def _rewrite(node: dict[str, Any], aliases: list[tuple[str, str]],
         if item.get("class") == "FUNCTION" and name in COUNTING:
             plan.rounded.add(i)
     for k, (alias, person) in enumerate(aliases):
-        ref = f"{_quote(alias)}.{_quote(person)}"
+        ref = f"{quote_ident(alias)}.{quote_ident(person)}"
         plan.group_columns.append(len(select))
         select.append(_template(f"SELECT count(DISTINCT {ref}) AS {_PREFIX}n_{k}"))
         for i, item in enumerate(node["select_list"]):

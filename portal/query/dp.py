@@ -39,6 +39,7 @@ from portal.policy.model import DpSettings
 from portal.query import disclosure, totality
 from portal.query.columns import ColumnResolver, from_aliases
 from portal.query.preflight import Preflight, walk
+from portal.sqltext import quote_ident
 
 QUANTUM_BITS = 16  # clipped values are quantised to 2^16 steps over their bounds' half-range
 MAX_GROUPS_FETCHED = 100_000  # exact groups read back from the worker (before selection)
@@ -438,7 +439,7 @@ def _rewrite(node: dict[str, Any], keys: list[dict[str, Any]], values: list[dict
              plan: DpPlan, persons: list[tuple[str, str]], resolver: ColumnResolver) -> str:
     base = copy.deepcopy(node)
     totality.make_total(base, resolver.same_type_equalities)
-    refs = [f"{disclosure._quote(a)}.{disclosure._quote(p)}" for a, p in persons]
+    refs = [f"{quote_ident(a)}.{quote_ident(p)}" for a, p in persons]
     person = f"coalesce({', '.join(refs)})" if len(refs) > 1 else (refs[0] if refs else "NULL")
     select = [_select_item(f"SELECT {person} AS {_P}pid")]
     for i, key in enumerate(keys):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,9 @@ import duckdb
 
 from portal.config import Settings
 from portal.policy.engine import ResolvedTable, ResolvedTier
+from portal.query.worker import connect_locked
+from portal.sqltext import quote_ident, quote_literal
+from portal.storage import unique_temp
 
 WORKER_GID = 150_001  # the SQL workers' group (portal.query.pool); no account uses it
 
@@ -38,12 +40,10 @@ def extract_path(settings: Settings, resolved: ResolvedTier) -> Path:
     return settings.extracts_dir / f"{resolved.dataset_id}-{resolved.extract_key()}.duckdb"
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _column_expression(column: str, transform: dict[str, Any] | None) -> str:
-    col = _quote(column)
+    col = quote_ident(column)
     if not transform:
         return col
     if "band" in transform:
@@ -60,7 +60,7 @@ def table_select(table: ResolvedTable, source_schema: str = "rel.main") -> str:
     """The trusted SELECT that materialises one governed table from the release."""
     columns = ", ".join(_column_expression(c, table.transforms.get(c)) for c in table.columns)
     where = f" WHERE ({table.row_filter})" if table.row_filter else ""
-    return f"SELECT {columns} FROM {source_schema}.{_quote(table.name)}{where}"
+    return f"SELECT {columns} FROM {source_schema}.{quote_ident(table.name)}{where}"
 
 
 def build_extract(settings: Settings, release: Any, resolved: ResolvedTier) -> Path:
@@ -71,13 +71,12 @@ def build_extract(settings: Settings, release: Any, resolved: ResolvedTier) -> P
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = target.with_name(f".{target.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    dev = str(release.dev_path).replace("'", "''")
+    tmp = unique_temp(target)
     con = duckdb.connect(str(tmp), config={"threads": max(1, settings.query_threads)})
     try:
-        con.execute(f"ATTACH '{dev}' AS rel (READ_ONLY)")
+        con.execute(f"ATTACH {quote_literal(str(release.dev_path))} AS rel (READ_ONLY)")
         for table in resolved.tables.values():
-            con.execute(f"CREATE TABLE {_quote(table.name)} AS {table_select(table)}")
+            con.execute(f"CREATE TABLE {quote_ident(table.name)} AS {table_select(table)}")
         con.execute("DETACH rel")
         con.execute("CHECKPOINT")
     except BaseException:
@@ -102,9 +101,14 @@ def open_to_workers(path: Path) -> None:
         os.chmod(path, mode)
 
 
+def _open_locked(path: str) -> Any:
+    """An extract opened by trusted code as the SQL workers open it: read-only and locked."""
+    return connect_locked(duckdb, path, read_only=True, memory_mb=1024, threads=1)
+
+
 @functools.lru_cache(maxsize=64)
 def _schema_of(path: str, inode: int) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
-    con = duckdb.connect(path, read_only=True)
+    con = _open_locked(path)
     try:
         rows = con.execute(
             "SELECT table_name, column_name, data_type FROM information_schema.columns"
@@ -125,12 +129,12 @@ def extract_schema(path: Path) -> dict[str, list[tuple[str, str]]]:
 
 @functools.lru_cache(maxsize=64)
 def _row_counts_of(path: str, inode: int) -> tuple[tuple[str, int], ...]:
-    con = duckdb.connect(path, read_only=True)
+    con = _open_locked(path)
     try:
         tables = [r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
             " ORDER BY table_name").fetchall()]
-        return tuple((t, int(con.execute(f"SELECT count(*) FROM {_quote(t)}").fetchone()[0]))
+        return tuple((t, int(con.execute(f"SELECT count(*) FROM {quote_ident(t)}").fetchone()[0]))
                      for t in tables)
     finally:
         con.close()
@@ -165,10 +169,10 @@ def search_concepts(path: Path, text: str, limit: int = 50) -> list[dict[str, An
         matches.append("concept_id = ?")
         params.append(int(text.strip()))
     order = "standard_concept = 'S' DESC, " if "standard_concept" in shown else ""
-    sql = (f"SELECT {', '.join(_quote(c) for c in shown)} FROM concept"
+    sql = (f"SELECT {', '.join(quote_ident(c) for c in shown)} FROM concept"
            f" WHERE {' OR '.join(matches)} ORDER BY {order}length(concept_name), concept_name"
            f" LIMIT {max(1, min(int(limit), 200))}")
-    con = duckdb.connect(str(path), read_only=True)
+    con = _open_locked(str(path))
     try:
         cursor = con.cursor()
         rows = cursor.execute(sql, params).fetchmany(200)

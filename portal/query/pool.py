@@ -99,14 +99,16 @@ class WorkerProcess:
                                     close_fds=True, start_new_session=True)
         self.queries = 0
         self._buffer = b""
-        try:
+        try:  # a worker that does not start is killed with its jail, whatever went wrong
             ready = self._read_frame(time.monotonic() + START_TIMEOUT_SECONDS)
-        except (TimeoutError, WorkerDied):
+            if b"ready" not in ready:
+                raise WorkerDied("worker did not start")
+        except (TimeoutError, WorkerDied, OSError, ValueError):
             self.kill()
             raise WorkerDied("worker did not start") from None
-        if b"ready" not in ready:
+        except BaseException:
             self.kill()
-            raise WorkerDied("worker did not start")
+            raise
 
     def alive(self) -> bool:
         return self.proc.poll() is None

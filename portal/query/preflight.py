@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 
 from portal.errors import Rejected
+from portal.query.worker import connect_locked
 
 MAX_SQL_BYTES = 64 * 1024
 MAX_TREE_DEPTH = 600
@@ -71,8 +72,7 @@ def _serialize(sql: str) -> dict[str, Any]:
     global _parser
     with _parser_lock:
         if _parser is None:
-            _parser = duckdb.connect(":memory:", config={"enable_external_access": False,
-                                                         "lock_configuration": True})
+            _parser = connect_locked(duckdb)
         cursor = _parser.cursor()
     try:
         text = cursor.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]

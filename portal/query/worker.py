@@ -54,6 +54,24 @@ def locked_config(memory_mb: int, threads: int) -> dict[str, Any]:
     }
 
 
+def connect_locked(duckdb: Any, database: str = ":memory:", *, read_only: bool = False,
+                   memory_mb: int = 1024, threads: int = 1) -> Any:
+    """The one way the portal opens DuckDB for anything but building files: ``database``
+    opened with :func:`locked_config`; once it is open the local file system is disabled too
+    (DuckDB refuses that setting before the database is open), so not even that database's
+    own file can be read as a blob; then the configuration is locked. ``duckdb`` is the module
+    (this file imports nothing at load, so that it runs alone in a jail)."""
+    con = duckdb.connect(database, read_only=read_only,
+                         config={**locked_config(memory_mb, threads), "lock_configuration": False})
+    try:
+        con.execute("SET disabled_filesystems = 'LocalFileSystem'")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def plain(value: Any) -> Any:
     """A DuckDB value as plain JSON: numbers, text, booleans and null as they are, decimals as
     floats, dates and times as ISO text, bytes as hex, lists and structs element by element,
@@ -113,22 +131,18 @@ class Worker:
 
         self.duckdb = duckdb
         # DuckDB's own limit sits below the OS limit so it fails cleanly first.
-        self.config = locked_config(max(64, memory_mb // 2), threads)
+        self.memory_mb = max(64, memory_mb // 2)
+        self.config = locked_config(self.memory_mb, threads)
         self.threads = threads
         self.extract = extract
         self.con: Any = None
 
     def connection(self) -> Any:
-        """The extract, opened read-only with the locked configuration. Once it is open the
-        local file system is disabled too (DuckDB refuses that setting before the database is
-        open), so even the extract's own file cannot be read as a blob; then the
-        configuration is locked. No untrusted SQL runs before that."""
+        """The extract, opened read-only and locked (:func:`connect_locked`). No untrusted SQL
+        runs before that."""
         if self.con is None:
-            con = self.duckdb.connect(self.extract, read_only=True,
-                                      config={**self.config, "lock_configuration": False})
-            con.execute("SET disabled_filesystems = 'LocalFileSystem'")
-            con.execute("SET lock_configuration = true")
-            self.con = con
+            self.con = connect_locked(self.duckdb, self.extract, read_only=True,
+                                      memory_mb=self.memory_mb, threads=self.threads)
         return self.con
 
     def run(self, request: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:

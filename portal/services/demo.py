@@ -35,7 +35,14 @@ def seed_people(ctx: Context, issuer: str | None = None) -> dict[str, int]:
 
 
 # Later steps of the demo seed (grants, tasks) register here so `portal demo seed` runs them all.
-SEED_STEPS: list = [seed_people, seed_demo_grants]
+def seed_reference_models(ctx: Context) -> dict[str, int]:
+    """Queue the platform's reference model for each task with a release (fitted on dev rows)."""
+    from portal.services.leaderboard import seed_reference_models as queue
+
+    return queue(ctx)
+
+
+SEED_STEPS: list = [seed_people, seed_demo_grants, seed_reference_models]
 
 
 def seed(ctx: Context) -> dict[str, object]:

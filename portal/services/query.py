@@ -16,6 +16,7 @@ from typing import Any
 
 from portal import audit, authz
 from portal.access.grants import Grant, check_active_grant
+from portal.clock import to_text
 from portal.errors import (
     Denied,
     InternalError,
@@ -47,10 +48,6 @@ __all__ = ["QueryResult", "run_query", "query_history", "save_query", "list_save
            "download_result", "extract_for", "query_budget", "close_abandoned_runs"]
 
 
-def _iso(moment: datetime) -> str:
-    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
 def budget_use(ctx: Context, principal: Principal, grant: Grant, tier: Tier,
                now: datetime | None = None) -> list[dict[str, Any]]:
     """The user's query budget for this dataset and tier: one ``{"window", "used", "limit"}``
@@ -63,7 +60,7 @@ def budget_use(ctx: Context, principal: Principal, grant: Grant, tier: Tier,
         used = ctx.conn.execute(
             "SELECT count(*) FROM query_runs WHERE user_id = ? AND dataset_id = ? AND tier = ?"
             " AND started_at > ?",
-            (principal.user_id, grant.dataset_id, grant.tier, _iso(moment - window))
+            (principal.user_id, grant.dataset_id, grant.tier, to_text(moment - window))
         ).fetchone()[0]
         windows.append({"window": label, "used": int(used), "limit": limit})
     return windows
@@ -235,7 +232,7 @@ def close_abandoned_runs(ctx: Context, now: datetime | None = None) -> int:
     than :data:`ABANDONED_AFTER`): each becomes ``failed`` with code ``query_abandoned`` and
     gets the one audit event its attempt could not write, in the same transaction. Returns how
     many were closed. The periodic sweep of the job workers calls this."""
-    cutoff = _iso((now or datetime.now(UTC)) - ABANDONED_AFTER)
+    cutoff = to_text((now or datetime.now(UTC)) - ABANDONED_AFTER)
     with transaction(ctx.conn):
         rows = ctx.conn.execute(
             "SELECT r.query_id, r.team, r.dataset_id, r.tier, r.sql_text, r.sql_hash,"

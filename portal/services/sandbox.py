@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,18 +25,61 @@ from sandbox import store as runs
 from sandbox.tasks import TaskCard, load_cards
 
 MODEL_CARD_FIELDS = {"name": 100, "version": 40, "intended_use": 2000, "training_data": 2000}
+# Optional narrative the team writes for its CHAI Applied Model Card: field -> (label, cap).
+NARRATIVE_FIELDS: dict[str, tuple[str, int]] = {
+    "developer": ("Model developer (organisation)", 200),
+    "contact": ("Developer contact", 200),
+    "summary": ("Summary of the model", 2000),
+    "intended_users": ("Primary intended users", 1000),
+    "how_to_use": ("How to use it", 2000),
+    "out_of_scope": ("Cautioned out-of-scope settings", 2000),
+    "risks": ("Known risks and limitations", 2000),
+    "biases": ("Known biases or ethical considerations", 2000),
+    "clinical_risk": ("Clinical risk level", 200),
+    "model_type": ("Model type", 200),
+    "bias_mitigation": ("Bias mitigation approaches", 2000),
+    "maintenance": ("Ongoing maintenance", 2000),
+    "funding": ("Funding source", 500),
+    "stakeholders": ("Stakeholders consulted", 1000),
+    "publications": ("Peer-reviewed publications", 1000),
+}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+_registered: dict[tuple[str, str, tuple], dict[str, TaskCard]] = {}
+
+
+def _signature(folder: Path) -> tuple:
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size)
+                 for p in sorted(folder.glob("*.yaml")))
+
+
+def _still_registered(ctx: Context, cards: dict[str, TaskCard]) -> bool:
+    # one cheap read: the store may have been replaced under the same name (tests, restores)
+    found = ctx.conn.execute("SELECT count(*) FROM sandbox_tasks").fetchone()[0]
+    return int(found) >= len(cards) and all(
+        ctx.conn.execute("SELECT 1 FROM sandbox_tasks WHERE task_id = ? AND version = ? AND"
+                         " protocol_hash = ?", (c.id, c.version, c.protocol_hash)).fetchone()
+        for c in cards.values())
 
 
 def tasks(ctx: Context) -> dict[str, TaskCard]:
     """The bundled task cards, each (id, version) registered with its protocol hash.
 
+    Cards are loaded and registered once per store and set of card files (name, size and
+    modification time): page reruns do not re-read the YAML or write to the store.
     Raises ConfigError (``task_protocol_changed``) when a card's protocol changed but its
     version did not."""
-    cards = load_cards(ctx.settings.tasks_dir or ctx.settings.project_root / "sandbox" / "tasks")
+    folder = ctx.settings.tasks_dir or ctx.settings.project_root / "sandbox" / "tasks"
+    key = (str(ctx.settings.store_target), str(folder), _signature(folder))
+    cached = _registered.get(key)
+    if cached is not None and _still_registered(ctx, cached):
+        return cached
+    cards = load_cards(folder)
     with transaction(ctx.conn):
         for card in cards.values():
             runs.register_task(ctx.conn, card)
+    _registered[key] = cards
     return cards
 
 
@@ -60,7 +104,10 @@ def task_summary(card: TaskCard) -> dict[str, Any]:
             "subgroups": [g.name for g in card.subgroups.groups],
             "min_subgroup_size": card.subgroups.min_size,
             "quotas": card.quotas.model_dump(), "limits": card.limits.model_dump(),
-            "review_required": card.review_required, "grant_required": card.grant_required}
+            "review_required": card.review_required, "grant_required": card.grant_required,
+            "label_meaning": card.label_meaning,
+            "outcome_window_days": card.outcome_window_days,
+            "public_copies": [c.model_dump() for c in card.public_copies]}
 
 
 @use_case("sandbox.quota")
@@ -110,6 +157,20 @@ def clean_model_card(model_card: dict[str, Any]) -> dict[str, str]:
                                f"The model card needs {field.replace('_', ' ')} "
                                f"(1 to {cap} characters).")
         cleaned[field] = value
+    return cleaned
+
+
+def clean_narrative(model_card: dict[str, Any]) -> dict[str, str]:
+    """The optional narrative fields present in ``model_card``, stripped of control characters
+    and empty values. Raises InvalidInput(code='model_card_invalid') when one is too long."""
+    cleaned = {}
+    for field, (label, cap) in NARRATIVE_FIELDS.items():
+        value = _CONTROL.sub("", str(model_card.get(field) or "")).strip()
+        if len(value) > cap:
+            raise InvalidInput("model_card_invalid",
+                               f"{label} may have at most {cap} characters.")
+        if value:
+            cleaned[field] = value
     return cleaned
 
 
@@ -183,6 +244,7 @@ def submit(ctx: Context, principal: Principal, task_id: str, upload: BinaryIO | 
         _check_grant(ctx, principal, card)
         _check_quota(ctx, card, team, kind, final)
         meta = clean_model_card(model_card)
+        narrative = clean_narrative(model_card)
     except (Denied, QuotaExceeded, InvalidInput) as exc:
         _deny(ctx, principal, action, target, exc,
               "rejected" if isinstance(exc, InvalidInput) else "denied")
@@ -207,7 +269,7 @@ def submit(ctx: Context, principal: Principal, task_id: str, upload: BinaryIO | 
             ctx.conn, sha256=accepted.sha256, size_bytes=accepted.size, team=team,
             uploaded_by=principal.actor, name=meta["name"], model_version=meta["version"],
             intended_use=meta["intended_use"], training_data=meta["training_data"],
-            producer=accepted.producer)
+            producer=accepted.producer, narrative=json.dumps(narrative, sort_keys=True))
         run_id = runs.insert_run(ctx.conn, kind=kind, card=card, team=team,
                                  requested_by=principal.actor, model_id=model_id, final=final)
         runs.insert_attempt(ctx.conn, team=team, task_id=card.id, kind=kind, accepted=True,
@@ -268,6 +330,8 @@ def run_status(ctx: Context, principal: Principal, run_id: int) -> dict[str, Any
         "report_available": bool(run["report_file"]) if is_staff else team_sees,
         "review_reason": run["review_reason"] if run["status"] == "withheld" else None,
         "rerun_of": run["rerun_of"], "final": bool(run["final_report"]),
+        "started_at": run["started_at"],
+        "queue_ahead": _queue_ahead(ctx, run) if run["status"] == "queued" else None,
     }
     if is_staff:
         status.update(released_primary=run["released_primary"], flagged=bool(run["flagged"]),
@@ -275,6 +339,13 @@ def run_status(ctx: Context, principal: Principal, run_id: int) -> dict[str, Any
                       if run["singling_out"] else None,
                       released_available=bool(run["released_file"]))
     return status
+
+
+def _queue_ahead(ctx: Context, run: sqlite3.Row) -> int:
+    """How many runs of the same kind wait before this one (its place in the queue)."""
+    return int(ctx.conn.execute(
+        "SELECT count(*) FROM sandbox_runs WHERE status IN ('queued', 'running') AND kind = ?"
+        " AND id < ?", (run["kind"], run["id"])).fetchone()[0])
 
 
 @use_case("sandbox.runs.list")
@@ -302,11 +373,31 @@ def _not_released(ctx: Context, principal: Principal, run: sqlite3.Row) -> Denie
     return exc
 
 
+VIEW_REPEAT_SECONDS = 900  # a page rerun re-reading the same report is not a new view
+
+
+def _viewed_recently(ctx: Context, principal: Principal, target: str, fmt: str,
+                     view: str) -> bool:
+    """Whether this person read this view of this report in this format within
+    :data:`VIEW_REPEAT_SECONDS` (page reruns draw the report again; that is one view)."""
+    since = (datetime.now(UTC) - timedelta(seconds=VIEW_REPEAT_SECONDS)).replace(
+        microsecond=0).isoformat().replace("+00:00", "Z")
+    return any(e.target == target and e.decision == "allowed"
+               and e.details.get("view") == view and e.details.get("format") == fmt
+               for e in audit.list_events(ctx.conn, actor=principal.actor,
+                                          action="sandbox.report.view", target_prefix=target,
+                                          since=since, limit=50))
+
+
 def _document(ctx: Context, principal: Principal, run: sqlite3.Row, name: str, fmt: str,
               view: str) -> Any:
-    audit.record(ctx.conn, actor=principal.actor, team=principal.team,
-                 action="sandbox.report.view", target=f"run:{run['id']}", decision="allowed",
-                 details={"format": fmt, "view": view})
+    """The report file, its read audited once per person, view and format in a window (the
+    access checks ran before, on every read)."""
+    target = f"run:{run['id']}"
+    if not _viewed_recently(ctx, principal, target, fmt, view):
+        audit.record(ctx.conn, actor=principal.actor, team=principal.team,
+                     action="sandbox.report.view", target=target, decision="allowed",
+                     details={"format": fmt, "view": view})
     if fmt == "html":
         return publish.html_path(ctx.settings, name).read_text(encoding="utf-8")
     return json.loads((ctx.settings.reports_dir / name).read_text(encoding="utf-8"))
@@ -327,6 +418,25 @@ def released_report(ctx: Context, principal: Principal, run_id: int, fmt: str = 
     what the team sees. Raises NotFound (another team's run, or no report),
     Denied(code='report_not_released') while it awaits review or was withheld, or a grant code.
     Audited (``sandbox.report.view``, view ``released``)."""
+    run = reportable_run(ctx, principal, run_id, view="released")
+    return _document(ctx, principal, run, run["released_file"], fmt, "released")
+
+
+def reportable_run(ctx: Context, principal: Principal, run_id: int,
+                   view: str | None = None) -> sqlite3.Row:
+    """The run whose report ``principal`` asks for, once that report may be read: the
+    released report (``view='released'``, the default for members) once the run is visible
+    to its team; the exact one (``view='exact'``, the default for staff) for staff. Records a
+    refusal and raises NotFound or Denied(code='report_not_released') otherwise. Writes no
+    event when allowed (the caller audits what it does with the report). Members also need
+    the grant the task needs, re-read at every read (:func:`portal.authz.check_read_report`)."""
+    view = view or ("exact" if authz.can_staff_or_operator(ctx.conn, principal) else "released")
+    if view == "exact":
+        authz.check_staff_or_operator(ctx.conn, principal)
+        run = runs.get_run(ctx.conn, int(run_id))
+        if not run["report_file"]:
+            raise NotFound("report_not_found", "This run has no report (see its outcome).")
+        return run
     run = _visible_run(ctx, principal, int(run_id))
     staff = authz.can_staff_or_operator(ctx.conn, principal)
     if run["status"] not in states.VISIBLE_TO_TEAM or not run["released_file"]:
@@ -335,7 +445,7 @@ def released_report(ctx: Context, principal: Principal, run_id: int, fmt: str = 
         raise _not_released(ctx, principal, run)
     if not staff:  # the grant the task needs, re-read at every read (revoked, expired by time)
         authz.check_read_report(ctx.conn, principal, run)
-    return _document(ctx, principal, run, run["released_file"], fmt, "released")
+    return run
 
 
 @use_case("sandbox.report.view", "run:{run_id}")

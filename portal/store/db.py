@@ -9,16 +9,17 @@ the same API: ``conn.execute(sql_with_qmarks, params)``, rows readable by name a
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from portal.clock import utcnow  # the store's time text; callers import it from here too
 from portal.config import Settings
 from portal.store.dialect import migration_statements, split_statements
 
@@ -33,11 +34,6 @@ IntegrityError = sqlite3.IntegrityError
 OperationalError = sqlite3.OperationalError
 
 _split_statements = split_statements  # kept for callers of the former private name
-
-
-def utcnow() -> str:
-    """Current UTC time as ISO-8601 text with seconds precision and a Z suffix."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 class StoreConnection(sqlite3.Connection):
@@ -69,6 +65,7 @@ def connect(target: Path | str, settings: Settings | None = None) -> Any:
     else:
         path = Path(target)
         path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(path)
         conn = sqlite3.connect(path, timeout=busy / 1000, isolation_level=None,
                                check_same_thread=False, factory=StoreConnection)
         conn.row_factory = sqlite3.Row
@@ -79,6 +76,19 @@ def connect(target: Path | str, settings: Settings | None = None) -> Any:
         conn.settings = settings
     conn.busy_timeout_ms, conn.lock_wait_seconds = busy, wait
     return conn
+
+
+def _private_file(path: Path) -> None:
+    """The SQLite store (and the WAL and shared-memory files SQLite gives the same mode) is
+    the service's alone: created 0600, and an older store of ours made so on first open."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            info = part.stat() if part.exists() else None
+            if info is not None and info.st_uid == os.geteuid() and info.st_mode & 0o077:
+                os.chmod(part, info.st_mode & 0o700)
+    except OSError:  # a read-only location: SQLite reports what matters when it opens it
+        pass
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from portal.clock import to_text
 from portal.errors import QuotaExceeded, Rejected
 from portal.store.db import transaction, utcnow
 
@@ -43,8 +44,7 @@ STALE_PENDING = timedelta(hours=2)  # longer than any tier's time limit
 
 
 def _stale_before() -> str:
-    moment = datetime.now(UTC) - STALE_PENDING
-    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return to_text(datetime.now(UTC) - STALE_PENDING)
 
 
 def spent(conn: Any, team: str, dataset_id: str) -> Spent:

@@ -8,6 +8,7 @@ from portal.identity import Principal
 from portal.services import access, admin, query, sandbox
 from portal.services.context import Context
 from portal.ui import budget, widgets
+from portal.ui import runs as run_links
 
 
 def member_summary(ctx: Context, me: Principal, overview: dict) -> None:
@@ -36,9 +37,12 @@ def recent_runs(ctx: Context, me: Principal) -> None:
         st.info("No validation runs yet. Open the Validation sandbox to submit a model.")
         return
     st.dataframe([{"run": r["id"], "task": r["task"], "model": r["model"],
-                   "status": r["status_text"], "result": r["primary_value"],
-                   "submitted": r["created_at"]} for r in runs],
-                 hide_index=True, width="stretch")
+                   "status": r["status_text"], "submitted": r["created_at"],
+                   "page": f"run?id={r['id']}"} for r in runs],
+                 hide_index=True, width="stretch",
+                 column_config={"page": st.column_config.LinkColumn("page", display_text="open")})
+    for r in runs[:3]:
+        run_links.link(r["id"], f"Run {r['id']} · {r['task']} · {r['status_text']}")
 
 
 def staff_summary(ctx: Context, me: Principal) -> None:
@@ -55,3 +59,7 @@ def staff_summary(ctx: Context, me: Principal) -> None:
     if queue:
         st.header("Waiting for review")
         widgets.requests_table(queue)
+    if awaiting:
+        st.header("Validation runs to review")
+        for r in awaiting[:5]:
+            run_links.link(r["id"], f"Run {r['id']} · {r['task']} · team {r['team']}")

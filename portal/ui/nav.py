@@ -18,6 +18,7 @@ STARTUP_PAGES = [
     ("request_access.py", "Request access", "key", "request-access"),
     ("workspace.py", "SQL workspace", "terminal", "workspace"),
     ("model_validation.py", "Validation sandbox", "science", "sandbox"),
+    ("leaderboard.py", "Leaderboards", "leaderboard", "leaderboard"),
     ("api_tokens.py", "API tokens", "key_vertical", "api-tokens"),
 ]
 STAFF_PAGES = [
@@ -28,9 +29,12 @@ STAFF_PAGES = [
     ("audit_log.py", "Audit", "policy", "audit"),
     ("datasets_admin.py", "Datasets", "dataset", "datasets"),
     ("validation_runs.py", "Validation runs", "science", "validation-runs"),
+    ("leaderboard.py", "Leaderboards", "leaderboard", "leaderboard"),
     ("catalog.py", "Catalog", "menu_book", "catalog"),
 ]
 WELCOME = [("welcome.py", "Welcome", "login", "welcome")]
+# Reached by links (with ?id=), not listed in the menu; the page runs its own guard.
+HIDDEN_PAGES = [("validation_run.py", "Validation run", "science", "run")]
 
 
 def page_specs(kind: Kind) -> list[tuple[str, str, str, str]]:
@@ -39,8 +43,13 @@ def page_specs(kind: Kind) -> list[tuple[str, str, str, str]]:
 
 
 def pages_for(kind: Kind) -> list[st.Page]:
-    return [
+    pages = [
         st.Page(str(ROOT / "pages" / file), title=title, icon=f":material/{icon}:",
                 url_path=url, default=(i == 0))
         for i, (file, title, icon, url) in enumerate(page_specs(kind))
     ]
+    if kind in ("member", "staff"):
+        pages += [st.Page(str(ROOT / "pages" / file), title=title, icon=f":material/{icon}:",
+                          url_path=url, visibility="hidden")
+                  for file, title, icon, url in HIDDEN_PAGES]
+    return pages

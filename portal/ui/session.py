@@ -7,6 +7,7 @@ navigation is not access control; this is.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -29,6 +30,7 @@ _CTX_KEY = "_portal_context"
 _REFUSALS_KEY = "_portal_refusals_audited"
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
+_contexts_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -51,19 +53,36 @@ def settings() -> Settings:
 
 
 def context() -> Context:
-    """This browser session's store connection (opened once per session; migrations once per
-    process and home)."""
+    """This script run's store connection: one per browser session and script thread.
+
+    Streamlit runs a session's reruns on threads, and a rerun that interrupts another (or a
+    fragment) can overlap it; a store connection is not safe to share between threads at once
+    (an open transaction of one would swallow the other's writes). So each thread of the
+    session gets its own connection, and those of threads that have ended are closed.
+    Migrations run once per process and home."""
     current = settings()
-    cached = st.session_state.get(_CTX_KEY)
-    if isinstance(cached, Context) and cached.settings == current:
-        return cached
     home = str(current.home)
     with _migrate_lock:
         if home not in _migrated:
             open_store(current).close()
             _migrated.add(home)
-    ctx = Context(settings=current, conn=connect(current.store_target, current))
-    st.session_state[_CTX_KEY] = ctx
+    me = threading.get_ident()
+    live = {t.ident for t in threading.enumerate()}
+    stale: list[Context] = []
+    with _contexts_lock:
+        contexts = st.session_state.get(_CTX_KEY)
+        if not isinstance(contexts, dict):
+            contexts = st.session_state[_CTX_KEY] = {}
+        for ident, old in list(contexts.items()):
+            if ident not in live or (ident == me and old.settings != current):
+                stale.append(contexts.pop(ident))
+        ctx = contexts.get(me)
+        if ctx is None:
+            ctx = contexts[me] = Context(settings=current,
+                                         conn=connect(current.store_target, current))
+    for old in stale:  # their threads have ended (or this one moved to other settings)
+        with contextlib.suppress(Exception):
+            old.close()
     return ctx
 
 

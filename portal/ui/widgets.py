@@ -121,15 +121,21 @@ def history_tables(history: dict) -> None:
 _FLASH_KEY = "_portal_flash"
 
 
-def flash(message: str) -> None:
-    """Remember a success message and rerun, so the page shows fresh data and the message."""
-    st.session_state[_FLASH_KEY] = message
+def flash(message: str, kind: str = "success") -> None:
+    """Remember a message (``success`` or ``error``) and rerun, so the page shows fresh data
+    and the message."""
+    st.session_state[_FLASH_KEY] = (message, kind)
     st.rerun()
 
 
 def show_flash() -> None:
-    message = st.session_state.pop(_FLASH_KEY, None)
-    if message:
+    flashed = st.session_state.pop(_FLASH_KEY, None)
+    if not flashed:
+        return
+    message, kind = flashed if isinstance(flashed, tuple) else (flashed, "success")
+    if kind == "error":
+        st.error(message, icon=":material/error:")
+    else:
         st.success(message, icon=":material/check_circle:")
 
 

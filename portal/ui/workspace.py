@@ -53,15 +53,17 @@ def run(ctx: Context, me: Principal, dataset_id: str, sql: str) -> None:
     and dataset. The result is kept before anything else is drawn: a rerun that interrupts
     this one (the editor sending its text) then finds it instead of losing it. A spinner, not
     ``st.status``: the status container sleeps 50 ms on entry and on exit, more than a light
-    query costs; the result's caption gives its rows and time."""
+    query costs; a caption says what happened instead."""
     st.session_state.pop(RESULT_KEY, None)
     with st.spinner("Running query…", show_time=True):
         try:
             result = query.run_query(ctx, me, dataset_id, sql)
         except PortalError as exc:
             _keep(me, dataset_id, sql, exc)
+            st.caption("Query refused")
             return
-    _keep(me, dataset_id, sql, result)
+        _keep(me, dataset_id, sql, result)
+    st.caption(f"Done: {result.row_count} rows in {result.duration_ms:.0f} ms")
 
 
 def _keep(me: Principal, dataset_id: str, sql: str, outcome: Any) -> None:

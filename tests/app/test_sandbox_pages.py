@@ -82,12 +82,22 @@ def test_member_submits_then_sees_the_report_after_staff_release(home):
     assert any("released" in s.value for s in staff_page.success)
     at = _member_page()
     assert not at.exception
+    assert "AUROC" not in texts(at)  # figures are shown once: on the run's own page
+    assert "Ladder best" in " ".join(m.label for m in at.metric)
+    at = app("validation_run.py", claims(ANALYST))
+    at.query_params["id"] = str(run_id)
+    at.run()
+    assert not at.exception
     shown = texts(at)
-    assert "AUROC" in shown and "At decision thresholds" in shown
-    assert "Ladder best" in [m.label for m in at.metric]
-    assert len(at.get("download_button")) == 2
+    assert "AUROC (DeLong)" in shown and "At decision thresholds" in shown
+    assert len(at.get("download_button")) == 4
     actions = {e.action for e in audit.list_events(home.conn)}
     assert {"sandbox.submit", "sandbox.run.release", "sandbox.report.view"} <= actions
+    views = audit.list_events(home.conn, actor=ANALYST, action="sandbox.report.view")
+    assert sorted(e.details["format"] for e in views) == ["html", "json"]  # one view each
+    at.run()  # a plain rerun draws the same report again: no new event
+    assert not at.exception
+    assert len(audit.list_events(home.conn, actor=ANALYST, action="sandbox.report.view")) == 2
 
 
 def test_pickle_upload_shows_its_error_code(home):

@@ -95,6 +95,7 @@ def test_workspace_runs_a_query_and_shows_results_without_download(released):
     assert "person" in set(at.dataframe[0].value["table"])
     run_sql(at, "SELECT gender_concept_id, count(*) AS n FROM person GROUP BY 1 ORDER BY 1")
     assert not at.exception and not at.error
+    assert any(c.value.startswith("Done: 2 rows in ") for c in at.caption)  # no st.status
     frame = at.dataframe[2].value
     assert list(frame.columns) == ["gender_concept_id", "n"] and len(frame) == 2
     assert "does not allow downloading" in texts(at)
@@ -116,10 +117,9 @@ def test_workspace_aggregate_tier_allows_download(released):
     # differentially private: estimates with their half-widths, and the budget gauge
     assert "Differentially private" in texts(at) and "cost ρ 0.5" in texts(at)
     frame = next(d.value for d in at.dataframe if "gender_concept_id" in d.value.columns)
-    assert list(frame.columns) == ["gender_concept_id", "count_star()",
-                                   "count_star() ± (95%)"]
+    assert list(frame.columns) == ["gender_concept_id", "count(*)", "count(*) ± (95%)"]
     assert list(frame["gender_concept_id"]) == ["8507", "8532"]  # ids shown as text
-    assert all(w > 0 for w in frame["count_star() ± (95%)"])
+    assert all(w > 0 for w in frame["count(*) ± (95%)"])
     gauge = [p.proto.text for p in at.get("progress")]
     assert any("ρ 0.5 of 5 spent, 9 queries left" in t for t in gauge), gauge
 
@@ -141,6 +141,7 @@ def test_workspace_query_with_an_expired_grant_is_refused_with_the_reason(releas
     assert at.selectbox(key="ws_dataset").options == ["eunomia · row-level · expired"]
     run_sql(at, "SELECT count(*) FROM person")
     assert "grant_expired" in error_codes(at)
+    assert "Query refused" in [c.value for c in at.caption]
     assert not [f for f in at.dataframe if "count" in " ".join(map(str, f.value.columns))]
 
 

@@ -81,6 +81,8 @@ CASES = {
     "access deny": (["999", "--by", MEMBER, "--reason", "no"], None, 2, "request.deny",
                     "denied"),
     "access withdraw": (["999", "--user", MEMBER], None, 2, "request.withdraw", "denied"),
+    "access reconfirm": (["999", "--user", MEMBER, "--agree-terms"], None, 2,
+                         "request.reconfirm", "denied"),
     "access expire": USAGE,
     "access diagram": USAGE,
     "teams list": (["--by", MEMBER], None, 2, "team.list", "denied"),

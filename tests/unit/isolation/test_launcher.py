@@ -181,3 +181,23 @@ def test_job_folders_of_dead_processes_are_swept_and_live_ones_kept(tmp_path):
     stray.write_text("x")
     assert jobs.sweep_job_folders(tmp_path) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]
+
+
+def test_a_prefetched_probe_runs_once_and_is_the_answer_the_first_caller_waits_for(
+        monkeypatch):
+    import time
+
+    calls = []
+
+    def slow_probe():
+        calls.append(1)
+        time.sleep(0.3)
+        return "bwrap is not installed"
+
+    monkeypatch.setattr(probe, "_run_probe", slow_probe)
+    monkeypatch.setattr(probe, "_cache", {})
+    monkeypatch.setattr(probe, "_pending", {})
+    probe.prefetch()
+    probe.prefetch()
+    assert probe.unavailable_reason() == "bwrap is not installed"  # waits, never skips
+    assert probe.unavailable_reason() == "bwrap is not installed" and calls == [1]

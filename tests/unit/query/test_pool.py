@@ -325,3 +325,24 @@ def test_result_values_come_back_as_plain_json_values(pool, extract):
     [row] = result.rows
     assert row[:6] == (12345678901234567890, 1.5, "2020-01-02", "78", [1, 2], {"a": "é"})
     assert row[6] != row[6] and row[7] is None  # NaN, NULL
+
+
+@pytest.mark.parametrize("program", ["import time; time.sleep(60)",  # never says ready
+                                     "import sys; sys.stdout.write('garbage!'); sys.stdout.flush();"
+                                     " import time; time.sleep(60)"])
+def test_a_worker_that_fails_to_start_is_killed(monkeypatch, extract, program):
+    import sys
+
+    from portal import isolation
+    from portal.query import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "START_TIMEOUT_SECONDS", 1.0)
+    start = isolation.Launch([sys.executable, "-c", program], ())
+    started: list = []
+    real_spawn = isolation.spawn
+    monkeypatch.setattr(pool_module.isolation, "spawn",
+                        lambda *a, **k: started.append(real_spawn(*a, **k)) or started[-1])
+    with pytest.raises(pool_module.WorkerDied):
+        pool_module.WorkerProcess(extract, start)
+    [proc] = started
+    assert proc.poll() is not None  # killed, not left behind

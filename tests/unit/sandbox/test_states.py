@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from portal.errors import Rejected
@@ -61,3 +63,16 @@ def test_every_sandbox_cli_command_is_documented_in_the_validation_guide():
     guide = (Path(__file__).resolve().parents[3] / "docs" / "validation-guide.md").read_text()
     missing = [c for c in commands if f"portal sandbox {c}" not in guide]
     assert missing == []
+
+
+def test_the_state_lists_pages_use_are_derived_from_the_table():
+    from sandbox.states import IN_PROGRESS, REVIEWABLE
+
+    assert {"awaiting_review", "withheld"} == REVIEWABLE
+    assert {"queued", "running"} == IN_PROGRESS
+    pages = Path(__file__).resolve().parents[3] / "pages"
+    for page in pages.glob("*.py"):
+        source = page.read_text(encoding="utf-8")
+        assert '("awaiting_review", "withheld")' not in source, page.name
+        assert '("queued", "running")' not in source, page.name
+        assert '"awaiting_second_approval")' not in source, page.name

@@ -91,3 +91,43 @@ def test_omop_synth_task_sql_runs_over_the_generated_omop_schema(tmp_path):
     assert held.rows > 1000 and held.features.shape[1] == card.width
     assert 0 < held.labels.mean() < 1
     assert set(held.groups) == {"sex", "age_band", "race", "ethnicity"}
+
+
+def test_every_bundled_card_says_what_its_label_means_and_which_public_copies_overlap():
+    cards = load_cards(TASKS)
+    assert all(len(c.label_meaning) > 20 for c in cards.values())
+    wdbc = cards["wdbc-malignancy"]
+    sklearn_copy = [p for p in wdbc.public_copies if "load_breast_cancer" in p.where]
+    assert sklearn_copy and sklearn_copy[0].overlap == "contains_holdout"
+    assert any(p.overlap == "contains_holdout" for p in cards["eunomia-gi-bleed"].public_copies)
+
+
+@pytest.mark.parametrize("task_id", ["eunomia-gi-bleed", "omop-synth-mortality"])
+def test_question_and_label_sql_agree_on_the_outcome_window(task_id):
+    from sandbox.tasks import window_disagreement
+
+    card = load_cards(TASKS)[task_id]
+    assert card.outcome_window_days is not None
+    assert window_disagreement(card) is None
+    assert f"{card.outcome_window_days} days" in " ".join(card.question.split())
+
+
+def test_mortality_card_asks_about_five_years_as_its_label_sql_counts():
+    card = load_cards(TASKS)["omop-synth-mortality"]
+    assert card.outcome_window_days == 1825 and "1825 days" in card.question
+    assert "365" not in card.question
+
+
+def test_a_card_whose_question_and_label_disagree_is_refused(tmp_path):
+    text = (TASKS / "omop_synth_mortality.yaml").read_text(encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_card(text.replace("following 1825 days", "following 365 days"), name="bad.yaml")
+    assert "question states [365] days" in " ".join(err.value.problems)
+    with pytest.raises(ConfigError):
+        load_card(text.replace("INTERVAL 1825 DAY", "INTERVAL 365 DAY"), name="bad.yaml")
+
+
+def test_the_mortality_protocol_is_unchanged_by_the_descriptive_fields():
+    # the question and descriptive fields are not protocol: version 1 keeps its hash
+    card = load_cards(TASKS)["omop-synth-mortality"]
+    assert "question" not in card.protocol() and "label_meaning" not in card.protocol()

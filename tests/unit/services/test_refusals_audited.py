@@ -20,6 +20,8 @@ from portal.services import (
     attempts,
     catalog,
     demo,
+    exports,
+    leaderboard,
     people,
     privacy,
     query,
@@ -39,14 +41,17 @@ HELPERS = {
     "attempts": {"attempt", "decision_for", "describe_failure", "ref", "use_case"},
     "catalog": {"check_manifests", "report_summary"},
     "context": set(),
-    "demo": {"seed_people", "seed"},
+    "demo": {"seed_people", "seed", "seed_reference_models"},
+    "exports": set(),
+    "leaderboard": {"releases_with_results", "seed_reference_models", "statement"},
     "policies": {"policies", "current_releases", "check_policies", "dataset_policy",
                  "resolved_tier"},
     "query": {"check_budget", "budget_use", "can_download", "extract_for", "governed_error",
               "close_abandoned_runs"},
     "privacy": {"privacy_budget", "privacy_status", "run_dp"},
     "sandbox": {"tasks", "get_task", "task_summary", "clean_model_card", "verify_report",
-                "process_queue"},
+                "process_queue", "clean_narrative", "reportable_run"},
+    "team_view": {"team_report", "staff_report", "report_for"},
     "workspace": set(),
     "tokens": {"authenticate", "check_scope", "known_datasets", "owner_of", "token_hash",
                "token_id_of"},
@@ -194,6 +199,15 @@ REFUSALS = {
         sandbox.rerun_latest(c, m, "wdbc-malignancy")),
     ("sandbox", "export_holdout"): ("sandbox.holdout.export", lambda c, m, s, run, tmp:
         sandbox.export_holdout(c, m, "wdbc-malignancy", tmp / "h.parquet")),
+    ("leaderboard", "leaderboard"): ("sandbox.leaderboard.view", lambda c, m, s, run, tmp:
+        leaderboard.leaderboard(c, ANONYMOUS, "wdbc-malignancy")),
+    ("leaderboard", "publish_reference"): ("sandbox.reference.publish",
+        lambda c, m, s, run, tmp: leaderboard.publish_reference(c, m, "wdbc-malignancy", b"",
+                                                                {})),
+    ("exports", "model_card_xml"): ("sandbox.modelcard.export", lambda c, m, s, run, tmp:
+        exports.model_card_xml(c, m, run)),
+    ("exports", "tripod_checklist"): ("sandbox.tripod.export", lambda c, m, s, run, tmp:
+        exports.tripod_checklist(c, m, run)),
 }
 
 

@@ -203,3 +203,25 @@ def test_portable_migration_shapes_apply_on_both_engines(target, monkeypatch):
     assert (row["user_id"], row["epsilon"], bytes(row["blob"]), row["spent_at"]) == (
         2**40, 0.25, b"\x00\xff", 1.5)
     assert row["note"] == "INTEGER REAL; -- not a type"
+
+
+def test_the_sqlite_store_and_the_private_folders_are_the_services_alone(tmp_path):
+    import os
+    import stat
+
+    from portal.store.db import open_store
+
+    settings = Settings(home=tmp_path / "home")
+    older = settings.home / "portal.db"
+    older.parent.mkdir(parents=True)
+    sqlite3.connect(older).execute("CREATE TABLE t (x)").connection.close()
+    os.chmod(older, 0o644)  # a store made before this rule
+    conn = open_store(settings)
+    conn.execute("SELECT 1")
+    for part in (older, older.with_name("portal.db-wal"), older.with_name("portal.db-shm")):
+        if part.exists():
+            assert stat.S_IMODE(part.stat().st_mode) & 0o077 == 0, part.name
+    conn.close()
+    for folder in (settings.releases_dir, settings.extracts_dir, settings.models_dir,
+                   settings.reports_dir, settings.secrets_dir):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder.name
