@@ -40,3 +40,17 @@ def test_dp_results_show_each_estimate_with_its_half_width():
     notice = " ".join(text for _, text in results.notices(result))
     assert "Differentially private" in notice and "cost ρ 0.5" in notice
     assert "rounded" not in notice
+
+
+def test_catalog_labels_each_aggregate_mode():
+    from pathlib import Path
+
+    from portal.policy.loader import load_policies
+    from portal.ui.catalog import results_label
+
+    bundled = load_policies(Path(__file__).resolve().parents[3] / "access_policies")
+    assert results_label(bundled["eunomia"].tiers["aggregate"]).startswith(
+        "differentially private aggregates: each query costs ρ 0.5 of a team budget of ρ 5")
+    assert results_label(bundled["wdbc"].tiers["aggregate"]).startswith(
+        "exact aggregates, not safe against differencing")
+    assert results_label(bundled["eunomia"].tiers["row-level"]) == "rows"
