@@ -16,7 +16,8 @@ from portal.ui.session import require_principal
 me, ctx = require_principal("staff", page="audit")
 st.title("Audit")
 
-widgets.audit_chain_status(or_stop(lambda: admin.audit_chain_status(ctx, me)))
+chain = or_stop(lambda: admin.audit_chain_status(ctx, me))
+widgets.audit_chain_status(chain)
 cols = st.columns(2)
 if cols[0].button("Verify the whole chain", key="audit_verify_full"):
     widgets.audit_chain_status(or_stop(lambda: admin.verify_audit_chain(ctx, me)).to_dict())
@@ -49,18 +50,27 @@ since, until = audit_view.date_bounds(dates)
 
 filters = {"actor": actor, "team": team, "action": action, "decision": decision,
            "since": since, "until": until}
-events = admin.audit_events(ctx, me, dataset=dataset, **filters)
 COLUMNS = ["id", "at", "actor", "team", "action", "target", "decision", "reason", "details"]
-rows = [e.to_dict() for e in events]
+
+
+def load() -> tuple[list[dict], list[dict]]:
+    rows = [e.to_dict() for e in admin.audit_events(ctx, me, dataset=dataset, **filters)]
+    return rows, audit_view.grid_rows(rows)
+
+
+# The log is append-only: for the same filters and the same newest event the answer is the
+# same, so reruns (a picker opened, an event chosen) reuse it instead of re-reading 5,000 events.
+rows, grid = cached(me, ("audit_rows", chain["head_id"], dataset, *sorted(filters.items())),
+                    300, load)
 st.caption(f"{len(rows)} events (newest first, at most 5,000).")
-st.dataframe(audit_view.grid_rows(rows), hide_index=True, width="stretch")
+st.dataframe(grid, hide_index=True, width="stretch")
 if rows:
     by_id = {r["id"]: r for r in rows}
     chosen = st.selectbox("Event details", list(by_id), key="audit_event",
                           format_func=lambda i: f"Event {i} · {by_id[i]['at']} · "
                                                 f"{by_id[i]['action']} · {by_id[i]['actor']}")
     st.dataframe(audit_view.event_rows(by_id[chosen]), hide_index=True, width="stretch")
-st.download_button("Export CSV", to_csv(COLUMNS, rows), file_name="audit.csv",
+st.download_button("Export CSV", lambda: to_csv(COLUMNS, rows), file_name="audit.csv",
                    mime="text/csv", key="audit_csv",
                    on_click=admin.record_audit_export,
                    args=(ctx, me, {**filters, "dataset": dataset}, len(rows)))

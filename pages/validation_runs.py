@@ -40,7 +40,7 @@ else:
     st.caption(f"Task {current['task']} v{current['task_version']} · team {current['team']} · "
                f"model {current['model']} · release {current['release_version']}")
     report = sandbox.staff_report(ctx, me, run_id) if current["report_available"] else None
-    run_review.checks(current, report)
+    flags = [c.name for c in run_review.checks(current, report) if c.flagged]
     if report is not None:
         primary = report["primary"]
         if primary["value"] is not None:
@@ -52,7 +52,14 @@ else:
         st.download_button("Download exact report (HTML)",
                            sandbox.staff_report(ctx, me, run_id, "html"),
                            file_name=f"validation-run-{run_id}-exact.html", mime="text/html")
-    if st.button("Release to the team", type="primary", key="vr_release"):
+    # A run a check flagged is released only on a second, explicit click that names the flags.
+    release = confirm.button(
+        "Release to the team", "vr_release", run_id,
+        f"Release run {run_id}'s report although {md_escape(', '.join(flags))} flagged it? "
+        "This is the staff decision on the flag; it is audited.",
+        "Confirm: release despite the flags", type="primary") if flags else st.button(
+        "Release to the team", type="primary", key="vr_release")
+    if release:
         try:
             sandbox.release_run(ctx, me, run_id)
             widgets.flash(f"Run {run_id} released to its team.")
@@ -73,7 +80,7 @@ task_id = st.selectbox("Task", list(cards), key="vr_rerun_task")
 if confirm.button("Re-run every team's latest released model", "vr_rerun", task_id,
                   f"Queue a new run of every team's latest released model on task "
                   f"**{md_escape(task_id)}** against the current release? Each re-run is "
-                  "scored and waits for review like any other run.",
+                  "scored and reviewed by the same rules as a team's own submission.",
                   "Confirm: queue the re-runs"):
     try:
         ids = sandbox.rerun_latest(ctx, me, task_id)

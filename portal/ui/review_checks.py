@@ -2,10 +2,12 @@
 run records, and the report's figures as rows, exact (no streamlit here, so it is tested
 without it).
 
-Checks are read from wherever the run or its report carries them (``checks``, ``flags``, a
-``privacy`` block, a ``singling_out`` entry), in any of the usual shapes: a list of entries, a
-mapping of name to entry, or plain strings. An entry counts as flagged when it says so
-(``flagged``/``passed``/``status``); anything else it holds is shown as an exact figure.
+Checks are read from wherever the run or its report carries them (``checks``, ``flags`` or
+``singling_out`` on the run, the report, or its ``review`` or ``privacy`` block; the portal's
+singling-out check is ``{"flagged", "reasons", "signals"}`` on both), in any of the usual
+shapes: a list of entries, a mapping of name to entry, or plain strings. An entry counts as
+flagged when it says so (``flagged``/``passed``/``status``); anything else it holds (a nested
+``signals`` block one level up) is shown as an exact figure.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 FLAGGED_STATUSES = {"flagged", "failed", "fail", "withheld", "held", "warning"}
 _NAME_KEYS = ("check", "name", "code", "kind")
-_DETAIL_KEYS = ("detail", "message", "reason", "description")
+_DETAIL_KEYS = ("detail", "message", "reason", "reasons", "description")
 _STATE_KEYS = ("flagged", "passed", "ok", "status")
 
 
@@ -42,20 +44,30 @@ def _entry(name: str | None, value: Any) -> ReviewCheck:
         return ReviewCheck(name or "check", flagged=value)
     if not isinstance(value, dict):
         return ReviewCheck(name or "flag", flagged=True, detail=str(value))
-    found = name or next((str(value[k]) for k in _NAME_KEYS if value.get(k)), "check")
-    detail = next((str(value[k]) for k in _DETAIL_KEYS if value.get(k)), "")
+    found = next((str(value[k]) for k in _NAME_KEYS if value.get(k)), name or "check")
+    detail = next((_text(value[k]) for k in _DETAIL_KEYS if value.get(k)), "")
     skip = {*_NAME_KEYS, *_DETAIL_KEYS, *_STATE_KEYS}
-    figures = {k: v for k, v in value.items() if k not in skip}
+    figures: dict[str, Any] = {}
+    for key, item in value.items():
+        if key in skip:
+            continue
+        if isinstance(item, dict):  # e.g. ``signals``: its figures, one level up
+            figures.update(item)
+        else:
+            figures[key] = item
     return ReviewCheck(found, _flagged(value), detail, figures)
 
 
-def _entries(source: Any, single: str | None = None) -> list[ReviewCheck]:
+def _text(value: Any) -> str:
+    return "; ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+def _entries(source: Any, name: str | None = None) -> list[ReviewCheck]:
     if not source:
         return []
     if isinstance(source, dict):
         if any(k in source for k in _STATE_KEYS):  # one check, not a mapping of checks
-            named = single if not any(source.get(k) for k in _NAME_KEYS) else None
-            return [_entry(named, source)]
+            return [_entry(name, source)]
         return [_entry(str(name), value) for name, value in source.items()]
     if isinstance(source, list | tuple):
         return [_entry(None, item) for item in source]
@@ -65,19 +77,17 @@ def _entries(source: Any, single: str | None = None) -> list[ReviewCheck]:
 def review_checks(run: dict[str, Any], report: dict[str, Any] | None) -> list[ReviewCheck]:
     """Every check or flag the run record and its report expose, flagged ones first."""
     report = report or {}
-    privacy = report.get("privacy") if isinstance(report.get("privacy"), dict) else {}
-    review = report.get("review") if isinstance(report.get("review"), dict) else {}
-    sources = [run.get("checks"), run.get("flags"), run.get("singling_out"),
-               report.get("checks"), report.get("flags"), report.get("singling_out"),
-               review.get("singling_out"), privacy.get("checks"), privacy.get("singling_out")]
+    blocks = [run, report] + [report[k] for k in ("review", "privacy")
+                              if isinstance(report.get(k), dict)]
     found: list[ReviewCheck] = []
     seen: set[tuple[str, str]] = set()
-    for source in sources:
-        for check in _entries(source, "singling-out"):
-            key = (check.name, check.detail)
-            if key not in seen:
-                seen.add(key)
-                found.append(check)
+    for block in blocks:
+        for key in ("checks", "flags", "singling_out"):
+            for check in _entries(block.get(key), key if key == "singling_out" else None):
+                seen_key = (check.name, check.detail)
+                if seen_key not in seen:
+                    seen.add(seen_key)
+                    found.append(check)
     return sorted(found, key=lambda c: not c.flagged)
 
 

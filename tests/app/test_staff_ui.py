@@ -89,7 +89,9 @@ def test_review_shows_checks_and_the_full_report_with_exact_figures(released):
     from portal.services import sandbox as services
 
     run_id = _scored_run(released)
-    report = services.report(released, principal_for_email(released.conn, STAFF), run_id)
+    staff = principal_for_email(released.conn, STAFF)
+    report = services.staff_report(released, staff, run_id)
+    check = services.run_status(released, staff, run_id)["singling_out"]
     at = app("validation_runs.py", claims(STAFF))
     at.run()
     at.selectbox(key="vr_run").select(run_id).run()
@@ -97,8 +99,10 @@ def test_review_shows_checks_and_the_full_report_with_exact_figures(released):
     headings = [s.value for s in at.subheader]
     assert headings.index("Disclosure checks") < headings.index("Report")
     checks = next(f.value for f in at.dataframe if "check" in f.value.columns)
-    assert list(checks["check"]) == ["singling-out"]  # every run is checked for singling out
-    assert any("All 1 recorded check(s) passed." in s.value for s in at.success)
+    row = checks.set_index("check").loc["singling_out"]
+    assert row["result"] == ("FLAGGED" if check["flagged"] else "passed")
+    assert f"rows {check['signals']['rows']}" in row["figures"]
+    assert f"distinct_ratio {check['signals']['distinct_ratio']!r}" in row["figures"]
     overall = next(f.value for f in at.dataframe if "figure" in f.value.columns)
     auroc = overall.set_index("figure").loc["AUROC (DeLong)", "value"]
     assert auroc == repr(report["metrics"]["overall"]["auroc"]["value"])  # exact, not rounded
@@ -163,3 +167,45 @@ def test_audit_page_is_refused_to_a_member_and_the_refusal_audited(seeded):
     at.run()
     assert [e.value.replace("\\", "").split(" — ")[0] for e in at.error] == ["staff_only"]
     assert audit.list_events(seeded.conn, action="ui.page", decision="denied")
+
+
+def test_a_flagged_run_shows_its_singling_out_reasons_before_release(released):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from portal.identity import principal_for_email
+    from portal.services import sandbox as services
+    from tests.integration.sandbox.helpers import dev_training_data, need_isolation, run_queue
+    from tests.unit.sandbox.factories import MODEL_CARD, sklearn_onnx
+
+    need_isolation()
+    X, y = dev_training_data(released, "wdbc-malignancy")
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
+    # shift the intercept so that only about 4% of cases score 0.5 or more: a handful of
+    # held-out rows beyond a reported threshold, which the singling-out check flags
+    margin = np.quantile(model.decision_function(X), 0.96)
+    model[-1].intercept_ = model[-1].intercept_ - margin
+    member = principal_for_email(released.conn, "analyst@acme-health.example")
+    run_id = services.submit(released, member, "wdbc-malignancy", sklearn_onnx(model, X.shape[1]),
+                             MODEL_CARD)
+    run_queue(released)
+    staff = principal_for_email(released.conn, STAFF)
+    status = services.run_status(released, staff, run_id)
+    assert status["flagged"] and status["status"] == "awaiting_review"
+    at = app("validation_runs.py", claims(STAFF))
+    at.run()
+    at.selectbox(key="vr_run").select(run_id).run()
+    assert not at.exception
+    called_out = [e.value for e in at.error if "flagged this run" in e.value]
+    assert called_out and "singling" in called_out[0]
+    checks = next(f.value for f in at.dataframe if "check" in f.value.columns)
+    assert checks["result"][0] == "FLAGGED"
+    assert status["singling_out"]["reasons"][0] in checks["detail"][0]
+    at.button(key="vr_release").click().run()  # asks first: the flag needs a decision
+    assert services.run_status(released, staff, run_id)["status"] == "awaiting_review"
+    assert any("flagged it?" in w.value for w in at.warning)
+    at.button(key="vr_release__yes").click().run()
+    assert not at.exception
+    assert services.run_status(released, staff, run_id)["status"] == "released"

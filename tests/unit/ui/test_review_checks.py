@@ -66,3 +66,16 @@ def test_staff_see_exact_figures_never_rounded():
     assert threshold["counts"] == "tp 48, fp 2, tn 84, fn 3"
     small, large = subgroup_rows(figures)
     assert small["cases"] == "suppressed" and large["auroc"] == "0.97"
+
+
+def test_the_portal_singling_out_check_on_run_and_report_is_one_named_entry():
+    check = {"flagged": True, "reasons": ["3 row(s) at or above the threshold 0.9 (minimum 11)",
+                                          "2 pairs of distinct scores differ by less"],
+             "signals": {"rows": 137, "distinct_ratio": 0.876, "threshold_tails": [0.9]}}
+    [found] = review_checks({"singling_out": check, "flagged": True},
+                            {"review": {"singling_out": check}})
+    assert found.name == "singling_out" and found.flagged
+    assert found.detail == ("3 row(s) at or above the threshold 0.9 (minimum 11); "
+                            "2 pairs of distinct scores differ by less")
+    assert found.figures == {"rows": 137, "distinct_ratio": 0.876, "threshold_tails": [0.9]}
+    assert check_rows([found])[0]["figures"] == "rows 137, distinct_ratio 0.876, threshold_tails 0.9"
