@@ -12,7 +12,8 @@ from portal.errors import Rejected
 STATES: dict[str, str] = {
     "queued": "waiting for a worker",
     "running": "claimed by a worker (lease held)",
-    "awaiting_review": "finished; platform staff review results before the team sees them",
+    "awaiting_review": "finished; platform staff review results before the team sees them "
+                       "(the task requires it, or the singling-out check flagged the run)",
     "completed": "finished; report visible to the team (no review required)",
     "released": "finished and released by staff; report visible to the team",
     "withheld": "finished; staff withheld the results (with a reason)",
