@@ -123,10 +123,17 @@ if reportable:
             return f"{entry['value']:g}"
         return f"{entry['value']:g} ({entry['lower']:g}–{entry['upper']:g})"
 
+    def downloads():
+        d1, d2 = st.columns(2)
+        d1.download_button("Download report (JSON)", json.dumps(report, indent=1),
+                           file_name=f"validation-run-{run_id}.json", mime="application/json")
+        d2.download_button("Download report (HTML)",
+                           sandbox.released_report(ctx, me, run_id, "html"),
+                           file_name=f"validation-run-{run_id}.html", mime="text/html")
+
     if report["metrics"] is None:
         st.info("Not a final submission: only the Ladder's figure is released.")
-        st.download_button("Download report (JSON)", json.dumps(report, indent=1),
-                           file_name=f"validation-run-{run_id}.json", mime="application/json")
+        downloads()
         st.stop()
     overall = report["metrics"]["overall"]
     for message in report["metrics"]["messages"]:
@@ -170,9 +177,4 @@ if reportable:
         "cases": "suppressed" if s["suppressed"] else s["n"],
         "AUROC": "suppressed" if s["suppressed"] else interval(s["auroc"])}
         for s in report["metrics"]["subgroups"]]), hide_index=True)
-    d1, d2 = st.columns(2)
-    d1.download_button("Download report (JSON)", json.dumps(report, indent=1),
-                       file_name=f"validation-run-{run_id}.json", mime="application/json")
-    d2.download_button("Download report (HTML)",
-                       sandbox.released_report(ctx, me, run_id, "html"),
-                       file_name=f"validation-run-{run_id}.html", mime="text/html")
+    downloads()

@@ -246,12 +246,13 @@ def release_figures(figures: dict[str, Any], minimum: int) -> dict[str, Any]:
     n = int(overall["n"])
     thresholds = [t["threshold"] for t in figures["thresholds"]]
     cells = merge_cells(figures["score_cells"], minimum, frozenset(thresholds))
+    filled = [c for c in cells if c.n]  # one filled cell is the whole set: nothing to show
     return {
         "overall": release_summary(overall),
         "thresholds": [_released_threshold(t, cells, n) for t in figures["thresholds"]],
-        "reliability": _reliability(cells, n) if len(cells) > 1 else [],
+        "reliability": _reliability(filled, n) if len(filled) > 1 else [],
         "subgroups": release_subgroups(figures["subgroups"], minimum),
-        "curves": _curves(cells) if not figures["messages"] else {},
+        "curves": _curves(filled) if not figures["messages"] and len(filled) > 1 else {},
         "messages": list(figures["messages"]),
     }
 
@@ -348,3 +349,38 @@ def singling_out(p: np.ndarray, thresholds: list[float], minimum: int) -> dict[s
                         "distinct_ratio": round(distinct / n, 3) if n else 0.0,
                         "mode_share": round(mode_share, 3), "rare_scores": rare,
                         "tiny_gaps": tiny, "threshold_tails": sorted(set(tails))}}
+
+
+def fixed_edges(thresholds: list[float]) -> list[float]:
+    """Score edges every report of a task cuts at, whatever the model: the card's thresholds
+    and the reliability bin edges."""
+    return sorted({float(t) for t in thresholds} | {b / 10 for b in range(1, 10)})
+
+
+def score_sides(p: np.ndarray, edges: list[float]) -> dict[str, str]:
+    """For each edge, which rows score at or above it: a bitmap (hex) in the canonical row
+    order. Staff-only (kept in the exact report) for :func:`differencing`."""
+    p = np.asarray(p, dtype=float)
+    return {f"{e:g}": np.packbits(p >= e).tobytes().hex() for e in edges}
+
+
+def differencing(sides: dict[str, str], others: dict[int, dict[str, str]],
+                 minimum: int) -> list[str]:
+    """Reasons to flag a final submission whose scores put fewer than ``minimum`` (but some)
+    rows on the other side of a fixed edge than an earlier final submission of the team did:
+    the two released reports' counts would differ by those rows' labels."""
+    reasons = []
+    for run_id in sorted(others):
+        for edge, bitmap in sides.items():
+            previous = (others[run_id] or {}).get(edge)
+            if previous is None or len(previous) != len(bitmap):
+                continue
+            a = np.unpackbits(np.frombuffer(bytes.fromhex(bitmap), dtype=np.uint8))
+            b = np.unpackbits(np.frombuffer(bytes.fromhex(previous), dtype=np.uint8))
+            changed = int(np.sum(a != b))
+            if 0 < changed < minimum:
+                reasons.append(f"{changed} row(s) moved across {edge} since final run {run_id} "
+                               f"(minimum {minimum}): differencing the two reports would "
+                               f"reveal their labels")
+    return reasons
+

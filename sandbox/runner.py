@@ -20,7 +20,7 @@ from portal.catalog.releases import current_release
 from portal.config import Settings
 from portal.errors import PortalError
 from portal.store.db import utcnow
-from sandbox import disclosure, features, isolation, metrics, publish, receipts, report
+from sandbox import disclosure, features, isolation, metrics, publish, receipts, report, store
 from sandbox.store import task_version
 from sandbox.tasks import TaskCard
 
@@ -109,12 +109,32 @@ def execute(settings: Settings, conn: sqlite3.Connection, run: sqlite3.Row) -> R
     figures = metrics.compute(held.labels, predictions, list(card.thresholds), held.groups,
                               card.subgroups.min_size)
     check = disclosure.singling_out(predictions, list(card.thresholds), card.min_cell)
+    sides = disclosure.score_sides(predictions, disclosure.fixed_edges(list(card.thresholds)))
+    if run["final_report"]:
+        _check_against_earlier_finals(settings, conn, run, card, check, sides)
     body = _report_body(card, run, {"dataset": card.dataset, "version": release.version},
                         {"rows": held.rows, "shuffle_seed": seed, "synthetic": False},
                         info, figures)
-    body["review"] = {"singling_out": check}
+    body["review"] = {"singling_out": check, "sides": sides}
     body["receipt"] = receipts.sign(settings, body, publish._bound(body))
     return RunResult("ok", "validation finished", release.version, body, info, check)
+
+
+def _check_against_earlier_finals(settings: Settings, conn: sqlite3.Connection,
+                                  run: sqlite3.Row, card: TaskCard, check: dict[str, Any],
+                                  sides: dict[str, str]) -> None:
+    """Add to ``check`` a flag for each earlier final submission of the team whose released
+    counts this one's would difference down to fewer than the minimum of rows."""
+    others = {}
+    for row in store.earlier_final_reports(conn, run["team"], run["task_id"],
+                                           run["task_version"], run["id"]):
+        exact = publish.read_exact(settings, row)
+        others[int(row["id"])] = ((exact or {}).get("review") or {}).get("sides") or {}
+    reasons = disclosure.differencing(sides, others, card.min_cell)
+    check["signals"]["earlier_finals_compared"] = len(others)
+    if reasons:
+        check["reasons"].extend(reasons)
+        check["flagged"] = True
 
 
 def _dry_run(settings: Settings, card: TaskCard, data: bytes, run: sqlite3.Row) -> RunResult:

@@ -111,6 +111,16 @@ def final_reports_used(conn: sqlite3.Connection, team: str, task_id: str,
         (team, task_id, int(task_version))).fetchone()[0])
 
 
+def earlier_final_reports(conn: sqlite3.Connection, team: str, task_id: str,
+                          task_version: int, before_id: int) -> list[sqlite3.Row]:
+    """The team's earlier final validations on a task version that have an exact report."""
+    return conn.execute(
+        "SELECT id, report_file FROM sandbox_runs WHERE team = ? AND task_id = ?"
+        " AND task_version = ? AND kind = 'validation' AND final_report = 1"
+        " AND report_file IS NOT NULL AND id < ? ORDER BY id",
+        (team, task_id, int(task_version), int(before_id))).fetchall()
+
+
 def ladder(conn: sqlite3.Connection, team: str, task_id: str,
            task_version: int) -> sqlite3.Row | None:
     """The team's Ladder on a task version (best value, submissions, updates), or None."""

@@ -13,6 +13,7 @@ from tests.app.helpers import app, claims, error_codes, texts
 from tests.integration.sandbox.helpers import (
     build_template,
     copy_template,
+    held_out,
     need_isolation,
     run_queue,
     wdbc_model,
@@ -130,3 +131,24 @@ def test_withhold_from_the_staff_page_needs_a_reason(home):
     at.text_area(key="vr_reason").input("Pending data owner check")
     at.button(key="FormSubmitter:vr_withhold_form-Withhold").click().run()
     assert services.run_status(home, member, run_id)["status"] == "withheld"
+
+
+def test_staff_review_shows_the_singling_out_flag_and_its_reasons(home):
+    from tests.security import label_attacks as attacks
+
+    need_isolation()
+    held = held_out(home)
+    model = attacks.matching_model(30, held.features[[0]], [attacks.ONE_CASE_HIGH],
+                                   attacks.ONE_CASE_LOW)
+    member = principal_for_email(home.conn, ANALYST)
+    run_id = services.submit(home, member, "wdbc-malignancy", model, MODEL_CARD)
+    run_queue(home)
+    staff_page = app("validation_runs.py", claims(STAFF))
+    staff_page.run()
+    staff_page.selectbox(key="vr_run").select(run_id).run()
+    assert not staff_page.exception
+    assert any("flagged this run: singling" in e.value for e in staff_page.error)
+    assert "(exact)" in " ".join(m.label for m in staff_page.metric)
+    reasons = services.run_status(home, principal_for_email(home.conn, STAFF),
+                                  run_id)["singling_out"]["reasons"]
+    assert any("row(s) at or above the threshold 0.5" in r for r in reasons)

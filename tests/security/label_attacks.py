@@ -66,6 +66,23 @@ def decode_brier(report: dict[str, Any], k: int) -> list[int | None]:
     return guesses
 
 
+def read_added_case(report: dict[str, Any] | None,
+                    previous: dict[str, Any] | None) -> list[int | None]:
+    """The final-pair attack: this report scores one more case high than ``previous``; the
+    difference of their true-positive counts at 0.5 is that case's label."""
+    if report is None or previous is None:
+        return [None]
+
+    def tp(doc: dict[str, Any]) -> int | None:
+        for row in (doc.get("metrics") or {}).get("thresholds", []):
+            if row["threshold"] == 0.5 and not row.get("suppressed") and row.get("counts"):
+                return int(row["counts"]["tp"])
+        return None
+
+    now, before = tp(report), tp(previous)
+    return [now - before] if now is not None and before is not None else [None]
+
+
 def correct(guesses: list[int | None], truth: list[int]) -> int:
     return sum(1 for g, t in zip(guesses, truth, strict=True) if g is not None and g == t)
 

@@ -10,18 +10,20 @@ import numpy as np
 import pytest
 
 from portal import audit
-from portal.errors import InvalidUpload, QuotaExceeded
+from portal.errors import Denied, InvalidUpload, QuotaExceeded
 from portal.services import sandbox as services
 from sandbox import store
 from tests.integration.sandbox.helpers import (
     build_template,
     copy_template,
+    held_out,
     need_isolation,
     people,
     run_queue,
     wdbc_model,
     with_fast_tasks,
 )
+from tests.security import label_attacks as attacks
 from tests.unit.sandbox import factories as f
 from tests.unit.sandbox.factories import MODEL_CARD
 
@@ -212,6 +214,113 @@ def test_labels_never_enter_the_sandbox(sec, monkeypatch):
     matrix = seen["written"].reshape(held.rows, WIDTH)
     assert np.array_equal(matrix, held.features[order].astype(np.float32))
     assert set(np.unique(held.labels)) == {0, 1}
-    for labels in (held.labels[order], held.labels):  # in the order handed over, and unshuffled
-        for column in matrix.T:
-            assert not np.array_equal(column.astype(float), labels.astype(float))
+    assert _columns_carrying_labels(matrix, held.labels, order) == []
+    # the check itself can fail: the labels as an extra column, shuffled as handed over, or
+    # unshuffled, or rescaled, are each found
+    for leaked in (held.labels[order], held.labels, 3.0 * held.labels[order] - 1.0):
+        tampered = np.column_stack((matrix, leaked.astype(np.float32)))
+        assert _columns_carrying_labels(tampered, held.labels, order) == [WIDTH]
+
+
+def _columns_carrying_labels(matrix: np.ndarray, labels: np.ndarray,
+                             order: np.ndarray) -> list[int]:
+    """Columns of the matrix handed to the scorer that are (an affine function of) the labels,
+    in the order handed over or in the canonical order."""
+    found = []
+    for index, column in enumerate(matrix.T.astype(float)):
+        for candidate in (labels[order].astype(float), labels.astype(float)):
+            if np.std(column) == 0:
+                continue
+            if abs(np.corrcoef(column, candidate)[0, 1]) > 0.999:
+                found.append(index)
+                break
+    return found
+
+
+# ---- models that try to read held-out labels from the report --------------------------------
+
+def _without_review(ctx) -> None:
+    """The task needs no staff review: only the singling-out check can hold a report."""
+    for path in ctx.settings.tasks_dir.glob("*.yaml"):
+        path.write_text(path.read_text().replace("review_required: true",
+                                                 "review_required: false"))
+
+
+def _flagged_then_released(ctx, member, staff, model: bytes) -> tuple[dict, dict]:
+    """Submit ``model`` as a final submission; check that the singling-out check held it for
+    staff; release it anyway (the worst case); return (released report, exact report)."""
+    run_id = services.submit(ctx, member, TASK, model, MODEL_CARD, "attack.onnx", final=True)
+    run_queue(ctx)
+    seen = services.run_status(ctx, member, run_id)
+    assert seen["status"] == "awaiting_review" and seen["primary_value"] is None
+    with pytest.raises(Denied):
+        services.released_report(ctx, member, run_id)
+    for_staff = services.run_status(ctx, staff, run_id)
+    assert for_staff["flagged"] is True and for_staff["singling_out"]["reasons"]
+    finish = audit.list_events(ctx.conn, action="sandbox.run.finish",
+                               target_prefix=f"run:{run_id}")[0]
+    assert finish.details["flagged"] is True
+    services.release_run(ctx, staff, run_id)
+    return (services.released_report(ctx, member, run_id),
+            services.staff_report(ctx, staff, run_id))
+
+
+def test_one_case_model_reads_its_label_from_exact_counts_only(sec):
+    ctx, member, staff = sec
+    _without_review(ctx)
+    held = held_out(ctx)
+    target = int(np.flatnonzero(held.labels == 1)[0])
+    model = attacks.matching_model(WIDTH, held.features[[target]], [attacks.ONE_CASE_HIGH],
+                                   attacks.ONE_CASE_LOW)
+    released, exact = _flagged_then_released(ctx, member, staff, model)
+    assert attacks.read_one_case(exact) == 1  # `tp 1, fp 0` at 0.5: the attack works on exact
+    assert attacks.read_one_case(released) is None
+    assert all(t["suppressed"] for t in released["metrics"]["thresholds"])
+    assert released["metrics"]["reliability"] == [] and released["metrics"]["curves"] == {}
+
+
+def test_brier_code_model_decodes_twenty_labels_from_exact_and_nothing_from_released(sec):
+    ctx, member, staff = sec
+    _without_review(ctx)
+    held = held_out(ctx)
+    targets = [*np.flatnonzero(held.labels == 1)[:10], *np.flatnonzero(held.labels == 0)[:10]]
+    truth = [int(held.labels[t]) for t in targets]
+    scores = attacks.brier_code_scores(held.rows, targets)[targets]
+    model = attacks.matching_model(WIDTH, held.features[targets], scores, attacks.BACKGROUND)
+    released, exact = _flagged_then_released(ctx, member, staff, model)
+    assert attacks.decode_brier(exact, 20) == truth  # 20 of 20 from the full-precision Brier
+    brier = released["metrics"]["overall"]["brier"]
+    assert brier == {"value": 0.25}  # on the 0.05 grid: the same for any labels of the 20
+    label_free = {"metrics": {"overall": {"n": held.rows, "brier": brier}}}
+    assert attacks.decode_brier(released, 20) == attacks.decode_brier(label_free, 20)
+    prevalence = float(held.labels.mean())
+    assert attacks.recovered_beyond_guessing(attacks.decode_brier(released, 20), truth,
+                                             prevalence) <= 0
+
+
+def test_two_final_models_that_differ_in_one_row_are_flagged(sec):
+    """Two final reports can be differenced: 20 known cases (10 of each outcome) scored high,
+    then the same plus one. Each report alone meets the cell minimum, and their counts at 0.5
+    differ by the extra case's label — so the second run is flagged and held for staff."""
+    ctx, member, staff = sec
+    _without_review(ctx)
+    held = held_out(ctx)
+    targets = [*np.flatnonzero(held.labels == 1)[:11], *np.flatnonzero(held.labels == 0)[:10]]
+    first_rows, extra = targets[1:], targets[0]
+
+    def model(rows):
+        return attacks.matching_model(WIDTH, held.features[rows], [attacks.ONE_CASE_HIGH] *
+                                      len(rows), attacks.ONE_CASE_LOW)
+
+    first = services.submit(ctx, member, TASK, model(first_rows), MODEL_CARD, final=True)
+    run_queue(ctx)
+    assert services.run_status(ctx, member, first)["status"] == "completed"  # not flagged
+    second = services.submit(ctx, member, TASK, model(targets), MODEL_CARD, final=True)
+    run_queue(ctx)
+    check = services.run_status(ctx, staff, second)["singling_out"]
+    assert services.run_status(ctx, member, second)["status"] == "awaiting_review"
+    assert check["flagged"] and any(f"since final run {first}" in r for r in check["reasons"])
+    services.release_run(ctx, staff, second)  # released anyway: what the flag warned of
+    counts = [next(t for t in services.released_report(ctx, member, r)["metrics"]["thresholds"]
+                   if t["threshold"] == 0.5)["counts"] for r in (first, second)]
+    assert counts[1]["tp"] - counts[0]["tp"] == int(held.labels[extra])

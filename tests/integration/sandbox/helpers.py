@@ -39,6 +39,14 @@ def dev_training_data(ctx: Context, task_id: str) -> tuple[np.ndarray, np.ndarra
     return dev.features, dev.labels.astype(int)
 
 
+def held_out(ctx: Context, task_id: str = "wdbc-malignancy"):
+    """The task's held-out features, labels and groups on the current release (what an
+    attacker who knows the targets' features would aim at; the labels to check against)."""
+    card = services.get_task(ctx, task_id)
+    release = current_release(ctx.conn, ctx.settings, card.dataset)
+    return features.build_holdout(card, release.holdout_path)
+
+
 def wdbc_model(ctx: Context) -> bytes:
     X, y = dev_training_data(ctx, "wdbc-malignancy")
     return factories.logistic_onnx(X, y)

@@ -86,3 +86,37 @@ def test_cli_dry_run_and_rerun(released_ctx, capsys, tmp_path):
     code, out = _run(capsys, ctx.settings, "sandbox", "rerun", "wdbc-malignancy", "--by", STAFF,
                      "--format", "json")
     assert code == 0 and json.loads(out)["queued_runs"] == []  # nothing released yet
+
+
+def test_cli_final_submission_budget_and_both_views(released_ctx, capsys, tmp_path):
+    need_isolation()
+    ctx = released_ctx
+    people(ctx)
+    model = tmp_path / "model.onnx"
+    model.write_bytes(wdbc_model(ctx))
+    s = ctx.settings
+    code, out = _run(capsys, s, "sandbox", "budget", "wdbc-malignancy", "--user", MEMBER,
+                     "--format", "json")
+    budget = json.loads(out)
+    assert code == 0 and (budget["final_reports_used"], budget["final_reports_limit"]) == (0, 2)
+    assert budget["ladder_best"] is None
+    code, out = _run(capsys, s, "sandbox", "submit", "--user", MEMBER, "--task",
+                     "wdbc-malignancy", "--model", str(model), "--final")
+    run_id = out.strip()
+    _run(capsys, s, "sandbox", "work", "--once")
+    _run(capsys, s, "sandbox", "release", run_id, "--by", STAFF)
+    code, out = _run(capsys, s, "sandbox", "report", run_id, "--user", MEMBER)
+    released = json.loads(out)
+    assert code == 0 and released["view"] == "released" and released["final"] is True
+    code, out = _run(capsys, s, "sandbox", "report", run_id, "--user", MEMBER, "--view", "exact")
+    assert code == 2 and json.loads(out)["error"]["code"] == "staff_only"
+    code, out = _run(capsys, s, "sandbox", "report", run_id, "--user", STAFF)
+    assert json.loads(out)["view"] == "exact"
+    code, out = _run(capsys, s, "sandbox", "report", run_id, "--user", STAFF, "--view",
+                     "released")
+    assert json.loads(out) == released
+    code, out = _run(capsys, s, "sandbox", "budget", "wdbc-malignancy", "--user", MEMBER,
+                     "--format", "json")
+    budget = json.loads(out)
+    assert budget["final_reports_used"] == 1 and budget["ladder_best"] == \
+        released["primary"]["value"] and budget["ladder_submissions"] == 1

@@ -186,3 +186,18 @@ def test_max_bits_is_a_finite_bound_that_grows_with_what_is_released():
     assert 0 < bound < 1000
     fewer = dict(released, thresholds=[dict(t, suppressed=True) for t in released["thresholds"]])
     assert disclosure.max_bits(fewer) < bound
+
+
+def test_differencing_flags_a_final_that_moves_fewer_than_the_minimum_across_an_edge():
+    y, p, _ = _noisy()
+    edges = disclosure.fixed_edges(THRESHOLDS)
+    assert edges == sorted({0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9})
+    earlier = disclosure.score_sides(p, edges)
+    moved = p.copy()
+    moved[np.flatnonzero((p >= 0.4) & (p < 0.5))[:3]] = 0.55  # three rows cross 0.5 only
+    reasons = disclosure.differencing(disclosure.score_sides(moved, edges), {7: earlier}, MIN)
+    assert len(reasons) == 1 and "3 row(s) moved across 0.5 since final run 7" in reasons[0]
+    assert disclosure.differencing(earlier, {7: earlier}, MIN) == []  # the same model again
+    shifted = np.clip(p + 0.2, 0, 1)  # a different model: many rows cross
+    assert disclosure.differencing(disclosure.score_sides(shifted, edges), {7: earlier},
+                                   MIN) == []
