@@ -54,9 +54,11 @@ def _choose(page, label: str, option: str) -> None:
 
 
 def _outcomes(page) -> list[str]:
-    """The query ids and refusals on screen (each run shows a new query id)."""
+    """The query ids and refusals on screen (each run shows a new query id; a refusal shows
+    ``code — message``)."""
     ids = page.get_by_text(re.compile(r"query [0-9a-f]{12}")).all_inner_texts()
-    return ids + page.get_by_text("Query refused").all_inner_texts()
+    refusals = page.locator("[data-testid='stAlert']").filter(has_text=" — ")  # code — message
+    return ids + refusals.all_inner_texts()
 
 
 def run_query(page, sql: str) -> float:
@@ -106,7 +108,7 @@ def test_request_approve_query_revoke_refuse(stack, browser):
     go(founder, stack, "workspace", "SQL workspace")
     founder.get_by_text("tables in your governed extract").wait_for()
     seconds = run_query(founder, LIGHT_QUERY)
-    founder.get_by_text(re.compile(r"Done: 2 rows")).wait_for()
+    founder.get_by_text(re.compile(r"^2 rows · tier")).wait_for()
     assert founder.locator("[data-testid='stDataFrame']").count() >= 2
     shots(founder, "query-results")
 
