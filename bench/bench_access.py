@@ -19,6 +19,7 @@ from portal.store import people
 from portal.store.db import transaction
 
 TEAMS = 500
+BENCH_PURPOSE = "Benchmark grant: measuring the cost of the grant check over many teams."
 
 
 def _median_ms(call, repeat: int) -> float:
@@ -46,7 +47,8 @@ def _setup(home: Path) -> tuple[Context, object, object]:
             people.set_membership(ctx.conn, user_id, team_id)
     staff = principal_for_email(ctx.conn, "staff@platform.example")
     for i in range(TEAMS):
-        svc.grant_access(ctx, staff, f"team-{i}", "eunomia", "aggregate", 30)
+        svc.grant_access(ctx, staff, f"team-{i}", "eunomia", "aggregate", 30,
+                         purpose=BENCH_PURPOSE, terms_agreed=True)
     return ctx, staff, principal_for_email(ctx.conn, f"m{TEAMS // 2}@team{TEAMS // 2}.example")
 
 

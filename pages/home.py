@@ -3,6 +3,7 @@ queries and validation runs; for staff, what needs attention."""
 
 import streamlit as st
 
+from portal import authz
 from portal.errors import PortalError
 from portal.services import access
 from portal.ui import home
@@ -13,7 +14,7 @@ from portal.ui.text import md_escape
 me, ctx = require_principal("any", page="home")
 st.title("Home")
 try:
-    if me.is_staff:
+    if authz.can_staff(ctx.conn, me):
         st.write(f"Signed in as {md_escape(me.email)} (platform staff).")
         home.staff_summary(ctx, me)
     else:

@@ -6,7 +6,7 @@ the team) and history loaded with one click, downloads only where the tier allow
 import streamlit as st
 
 from portal.services import access
-from portal.ui import editor, schema_panel, workspace
+from portal.ui import budget, editor, schema_panel, workspace
 from portal.ui.errors import or_stop
 from portal.ui.session import require_principal
 
@@ -45,3 +45,5 @@ with main:
                           schema_panel.column_descriptions(found))
     workspace.saved_queries(ctx, me, dataset_id, state.sql)
     workspace.history(ctx, me, dataset_id)
+with budget_slot:  # filled last, so the gauge counts the query just run
+    budget.panel(ctx, me, dataset_id, state.sql)

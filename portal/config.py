@@ -48,6 +48,21 @@ def _database_url(environ: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _names(environ: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list (white space around items ignored; empty items refused)."""
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    items = tuple(item.strip() for item in raw.split(","))
+    if any(not item or len(item) > 500 for item in items):
+        raise ConfigError(f"{name} must be a comma-separated list of non-empty names, got "
+                          f"{raw[:200]!r}")
+    return items
+
+
+REQUIRED_CLAIMS = ("iss", "sub", "iat")
+
+
 def _cron(environ: Mapping[str, str]) -> str:
     raw = environ.get("PORTAL_REVALIDATE_CRON")
     if raw is None:
@@ -79,6 +94,10 @@ class Settings:
     session_max_age_hours: int = 12
     dev_sign_in: bool = True
     staff_group: str = "portal-staff"
+    # Sign-in requirements (authlib style: declared options, not scattered ifs): ID tokens from
+    # other issuers are refused; every claim named here must be present and non-empty.
+    oidc_allowed_issuers: tuple[str, ...] = ()
+    oidc_required_claims: tuple[str, ...] = REQUIRED_CLAIMS
     database_url: str | None = None
     storage_root_dir: Path | None = None
     shared_secrets_dir: Path | None = None
@@ -123,6 +142,9 @@ class Settings:
             session_max_age_hours=_int(env, "PORTAL_SESSION_MAX_AGE_HOURS", 12, 1, 24 * 30),
             dev_sign_in=_bool(env, "PORTAL_DEV_SIGN_IN", environment == "development"),
             staff_group=env.get("PORTAL_STAFF_GROUP", "portal-staff") or "portal-staff",
+            oidc_allowed_issuers=_names(env, "PORTAL_OIDC_ISSUERS", ()),
+            oidc_required_claims=tuple(dict.fromkeys(
+                (*REQUIRED_CLAIMS, *_names(env, "PORTAL_OIDC_REQUIRED_CLAIMS", ())))),
             database_url=_database_url(env),
             storage_root_dir=folder("PORTAL_STORAGE_ROOT", home),
             shared_secrets_dir=folder("PORTAL_SECRETS_DIR", home / "secrets"),
@@ -152,6 +174,10 @@ class Settings:
                 raise ConfigError(
                     "PORTAL_DEV_SIGN_IN (the development sign-in provider) is refused in production"
                 )
+            if not self.oidc_allowed_issuers:
+                raise ConfigError("a production configuration without PORTAL_OIDC_ISSUERS is "
+                                  "refused: name the identity provider's issuer (the ID "
+                                  "token's iss)")
 
     @property
     def api_url(self) -> str:

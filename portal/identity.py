@@ -22,7 +22,7 @@ from portal.store.db import transaction
 if TYPE_CHECKING:
     from portal.services.context import Context
 
-Role = Literal["staff", "member", "anonymous"]
+Role = Literal["staff", "member", "anonymous", "operator"]
 
 
 @dataclass(frozen=True)
@@ -35,14 +35,6 @@ class Principal:
     issuer: str | None = None
     subject: str | None = None
     status: str = "active"
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role == "staff" and self.status == "active"
-
-    @property
-    def is_member(self) -> bool:
-        return self.role == "member" and self.status == "active" and self.team is not None
 
     @property
     def is_unknown(self) -> bool:
@@ -83,12 +75,6 @@ def principal_for_email(conn: sqlite3.Connection, email: str) -> Principal:
     audit.record(conn, actor=email.strip().lower()[:254] or "anonymous", action="identity.resolve",
                  decision="denied", reason=error.code, details={"via": "email"})
     raise error
-
-
-def require_staff(principal: Principal) -> None:
-    """Raises Denied unless the principal is active platform staff."""
-    if not principal.is_staff:
-        raise Denied("staff_only", "Only platform staff can do this.")
 
 
 # --- OIDC sign-in -----------------------------------------------------------------------------
@@ -142,6 +128,25 @@ def check_session_age(claims: Mapping[str, Any], max_age_hours: int,
                      f"Sessions last at most {max_age_hours} hours; please sign in again.")
 
 
+def check_claims(claims: Mapping[str, Any], settings: Settings) -> None:
+    """The sign-in requirements declared in the settings: the token's issuer is on
+    ``settings.oidc_allowed_issuers`` (when the list is set; production requires it) and every
+    claim of ``settings.oidc_required_claims`` is present and not empty. Raises Denied
+    ``issuer_not_allowed`` or ``invalid_identity`` (naming the missing claim)."""
+    issuer = _claim_text(claims, "iss")
+    allowed = settings.oidc_allowed_issuers
+    if allowed and issuer.rstrip("/") not in {i.rstrip("/") for i in allowed}:
+        raise Denied("issuer_not_allowed", "This sign-in comes from an identity provider the "
+                                           "portal does not accept. Contact platform staff.")
+    for name in settings.oidc_required_claims:
+        value = claims.get(name)
+        if value is None or value == "" or value == [] or (
+                isinstance(value, str) and not value.strip()):
+            raise Denied("invalid_identity", f"The sign-in lacks the {name!r} claim the "
+                                             f"portal requires; please sign in again or "
+                                             f"contact platform staff.")
+
+
 def sign_in(ctx: Context, claims: Mapping[str, Any], settings: Settings,
             now: float | None = None) -> Principal:
     """Resolve ID-token claims to a Principal, re-reading the store (call it on every rerun).
@@ -153,12 +158,15 @@ def sign_in(ctx: Context, claims: Mapping[str, Any], settings: Settings,
     - Anyone else gets an unknown principal (``is_unknown``): the UI shows how to join.
 
     Raises Denied with code ``session_expired`` (older than ``settings.session_max_age_hours``),
-    ``invalid_identity`` (no issuer or subject), ``identity_conflict`` (the e-mail belongs to a
-    user bound to another identity), ``user_suspended`` or ``user_removed``."""
+    ``invalid_identity`` (no issuer or subject, or a required claim missing: see
+    :func:`check_claims`), ``issuer_not_allowed`` (an issuer not on the allowlist),
+    ``identity_conflict`` (the e-mail belongs to a user bound to another identity),
+    ``user_suspended`` or ``user_removed``."""
     issuer, subject = _claim_text(claims, "iss"), _claim_text(claims, "sub")
     if not issuer or not subject:
         raise Denied("invalid_identity",
                      "The sign-in did not say who you are; please sign in again.")
+    check_claims(claims, settings)
     check_session_age(claims, settings.session_max_age_hours, now)
     row = people.get_user_by_identity(ctx.conn, issuer, subject)
     if row is None:

@@ -22,6 +22,7 @@ STATES: dict[str, str] = {
 # (from, to) -> the actor kind that makes the transition
 TRANSITIONS: dict[tuple[str, str], str] = {
     ("queued", "running"): "worker",
+    ("queued", "failed"): "system",  # access ended before it was scored (portal.services.access)
     ("running", "queued"): "worker",  # lease expired: retried
     ("running", "failed"): "worker",
     ("running", "awaiting_review"): "worker",
@@ -42,6 +43,8 @@ OUTCOMES: dict[str, str] = {
     "invalid_predictions": "the predictions were not one probability in [0, 1] per row "
                            "(NaN, infinite, out of range, wrong length or constant)",
     "isolation_unavailable": "the platform could not isolate the model, so it was not run",
+    "access_ended": "the team's access ended (grant revoked or expired, team or member "
+                    "suspended) before the run was scored, so it was not scored or kept",
     "internal_error": "a platform problem; staff have been told",
 }
 

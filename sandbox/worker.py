@@ -16,9 +16,9 @@ import logging
 import sqlite3
 from collections.abc import Callable
 
-from portal import audit
+from portal import audit, authz
 from portal.config import Settings
-from portal.errors import InternalError
+from portal.errors import Denied, InternalError
 from portal.isolation import jobs as job_folders
 from portal.jobs.heartbeat import Heartbeat
 from portal.jobs.tasks import worker_name
@@ -49,6 +49,9 @@ def finish(conn: sqlite3.Connection, run_id: int, owner: str, result: runner.Run
         if not store.owns(conn, run_id, owner):
             return None
         run = store.get_run(conn, run_id)
+        ended = _access_ended(conn, run)
+        if ended is not None:  # access ended while it ran: nothing of its results is kept
+            result, report_file = ended, None
         if result.outcome != "ok":
             status = "failed"
         elif run["kind"] == "validation" and (run["review_required"] or flagged):
@@ -117,7 +120,7 @@ def _execute_claimed(settings: Settings, conn: sqlite3.Connection, owner: str, r
             before_execute(run_id)
         report_file = None
         try:
-            result = runner.execute(settings, conn, run)
+            result = _access_ended(conn, run) or runner.execute(settings, conn, run)
             if result.report is not None:
                 report_file = runner.write_report(settings, run_id, result.report)
         except Exception:  # a platform fault: recorded, never shown in detail to the team
@@ -125,6 +128,17 @@ def _execute_claimed(settings: Settings, conn: sqlite3.Connection, owner: str, r
             result = runner.RunResult("internal_error",
                                       "A platform problem stopped this run; staff have been told.")
         return finish(conn, run_id, owner, result, report_file, settings)
+
+
+def _access_ended(conn: sqlite3.Connection, run: sqlite3.Row) -> runner.RunResult | None:
+    """The ``access_ended`` result when the team's access needed by ``run`` ended (grant revoked
+    or expired — time passing counts, not only a recorded event —, team or member suspended),
+    checked when a run is claimed and again before its result is stored; else None."""
+    try:
+        authz.check_run_access(conn, run)
+    except Denied as exc:
+        return runner.RunResult("access_ended", f"Not scored: {exc.message} ({exc.code})")
+    return None
 
 
 def _check_isolation(settings: Settings) -> None:

@@ -37,9 +37,11 @@ def make_release(ctx: Context, dataset_id: str, dev_sql: dict[str, str],
                  holdout_sql: dict[str, str] | None = None,
                  person_columns: dict[str, str | None] | None = None,
                  classifications: dict[str, str] | None = None,
-                 version: str = "v1") -> Release:
+                 version: str = "v1",
+                 dp_columns: dict[str, dict[str, Any]] | None = None) -> Release:
     """Write a small release directly (bypassing the builder) for tests of code that consumes
-    releases. ``dev_sql`` maps table name → a DuckDB SELECT producing its rows."""
+    releases. ``dev_sql`` maps table name → a DuckDB SELECT producing its rows; ``dp_columns``
+    maps a column name → its ``dp_bounds``/``dp_keys`` card entries (in every table)."""
     holdout_sql = holdout_sql or {}
     person_columns = person_columns or {}
     classifications = classifications or {}
@@ -63,7 +65,8 @@ def make_release(ctx: Context, dataset_id: str, dev_sql: dict[str, str],
             "dev_rows": con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0],
             "holdout_rows": hold.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0],
             "columns": [{"name": c[0], "type": c[1],
-                         "classification": classifications.get(c[0], "clinical")} for c in cols],
+                         "classification": classifications.get(c[0], "clinical"),
+                         **(dp_columns or {}).get(c[0], {})} for c in cols],
         }
     con.close()
     hold.close()

@@ -19,6 +19,12 @@ from portal.store import people
 from portal.store.db import transaction
 
 FACTORY_STAFF = "staff@platform.example"
+# What a direct grant (``portal.services.access.grant_access``) must state to meet a tier's
+# request requirements: a purpose long enough for every bundled tier, and staff's statement that
+# the team agreed to the dataset's terms.
+DIRECT_GRANT = {"purpose": "Direct grant in a test: sizing cohorts of GI bleed after NSAID use "
+                           "for a feasibility study agreed with the data office.",
+                "terms_agreed": True}
 
 
 def _staff_id(ctx: Context, email: str) -> int:

@@ -32,6 +32,9 @@ SELECT (p.range * 10 + k.range)::BIGINT AS condition_occurrence_id,
        NULL::VARCHAR AS stop_reason
 FROM range({lo}, {hi}) p, range(3) k
 """
+# Public key sets and clipping bounds, as the eunomia data card declares them.
+DP_COLUMNS = {"gender_concept_id": {"dp_keys": [8507, 8532]},
+              "year_of_birth": {"dp_bounds": [1900, 2020]}}
 DEV_CONCEPT = "(ARRAY[192671, 4112343, 81893])[k.range + 1]::BIGINT"
 DEV_SOURCE = "'K92.' || k.range::VARCHAR"
 
@@ -50,7 +53,8 @@ def make_omop_release(ctx: Context, dataset_id: str = "eunomia", version: str = 
     }
     return make_release(ctx, dataset_id, dev, holdout_sql=holdout, version=version,
                         person_columns={"person": "person_id",
-                                        "condition_occurrence": "person_id"})
+                                        "condition_occurrence": "person_id"},
+                        dp_columns=DP_COLUMNS)
 
 
 def make_analyst(ctx: Context, team: str = "acme-health", dataset: str = "eunomia",
@@ -80,10 +84,38 @@ def settings_with_policies(settings, folder, replacements: dict[str, str] | None
     return dataclasses.replace(settings, policies_dir=folder)
 
 
-def fast_limits(settings, folder):
-    """Bundled eunomia tiers with a 2-second time limit and roomy budgets (hostile-input tests)."""
+DP_LINES = ("    disclosure: dp\n    dp: {rho_per_query: 0.5, budget_rho: 5.0, delta: 1.0e-6, "
+            "max_rows_per_group: 1, max_groups_per_person: 4, time_bucket_seconds: 0.5}\n")
+# The bundled aggregate tier in suppression mode (exact aggregates, small groups suppressed).
+SUPPRESSION = {DP_LINES: ""}
+
+
+def _yaml_number(value: float) -> str:
+    """YAML 1.1 reads 1e-06 as text: write exponents with a decimal point."""
+    text = repr(value)
+    if "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{int(exponent)}"
+    return text
+
+
+def dp_tier(budget_rho: float = 5.0, time_bucket: float = 0.0, **options) -> dict[str, str]:
+    """Replacements giving the bundled aggregate tier other DP parameters (by default no time
+    padding, so tests run fast; tests of the padding set it)."""
+    settings = {"rho_per_query": 0.5, "budget_rho": budget_rho, "delta": 1.0e-6,
+                "max_rows_per_group": 1, "max_groups_per_person": 4,
+                "time_bucket_seconds": time_bucket, **options}
+    body = ", ".join(f"{k}: {_yaml_number(v)}" for k, v in settings.items())
+    return {DP_LINES: f"    disclosure: dp\n    dp: {{{body}}}\n"}
+
+
+def fast_limits(settings, folder, disclosure: dict[str, str] | None = None):
+    """Bundled eunomia tiers with a 2-second time limit and roomy budgets (hostile-input tests);
+    ``disclosure``: replacements for the aggregate tier's disclosure mode (:data:`SUPPRESSION`,
+    :func:`dp_tier`), the bundled DP settings when None."""
     return settings_with_policies(settings, folder, {
         "time_limit_seconds: 30": "time_limit_seconds: 2",
         "time_limit_seconds: 60": "time_limit_seconds: 2",
         "per_minute: 30": "per_minute: 1000",
+        **(disclosure or {}),
     })

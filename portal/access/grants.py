@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from portal import audit
-from portal.access.actors import check_member_team
 from portal.access.states import check_transition
+from portal.authz import check_member
 from portal.errors import Denied, NotFound
 from portal.identity import Principal
 from portal.store.db import transaction
@@ -145,7 +145,7 @@ def check_active_grant(conn: sqlite3.Connection, principal: Principal, dataset_i
     ``grant_revoked`` (message includes the staff's reason). An active grant found past its
     expiry is marked expired (audited) before the denial is raised."""
     moment = now_utc(now)
-    _, team = check_member_team(conn, principal)
+    _, team = check_member(conn, principal)
     grant = latest_grant(conn, team["id"], dataset_id)
     if grant is None:
         raise Denied("no_grant", f"Your team has no grant for {dataset_id}. Request access "

@@ -4,6 +4,7 @@ longest grant, approvals required). Policies are loaded by :mod:`portal.policy.l
 from __future__ import annotations
 
 import hashlib
+import json
 
 from portal.config import Settings
 from portal.errors import NotFound
@@ -42,3 +43,18 @@ def tier_policy(settings: Settings, dataset_id: str, tier: str) -> tuple[Dataset
 def terms_hash(policy: DatasetPolicy) -> str:
     """A fingerprint of the terms text a requester agreed to (stored with the request)."""
     return hashlib.sha256(policy.terms.encode("utf-8")).hexdigest()
+
+
+OPERATIONAL_TIER_KEYS = ("budget", "time_limit_seconds", "max_grant_days", "approvals_required")
+
+
+def tier_fingerprint(policy: DatasetPolicy, tier: str) -> str:
+    """A fingerprint of what a request for ``tier`` is made under: the dataset's terms and what
+    the tier gives and asks (description, result mode, rows, download, disclosure settings,
+    tables, request requirements) — not the operational limits staff tune (query budget, time
+    limit, longest grant, approvals required). Stored with the request; approval refuses a
+    request whose tier changed since (``tier_changed``) until the team re-confirms it."""
+    given = policy.tiers[tier].model_dump(mode="json", exclude=set(OPERATIONAL_TIER_KEYS))
+    body = {"terms": policy.terms, "tier": given}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

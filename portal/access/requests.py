@@ -59,6 +59,9 @@ class AccessRequest:
     created_at: str
     updated_at: str
     reviews: tuple[Review, ...] = field(default_factory=tuple)
+    terms_hash: str | None = None  # fingerprint of the terms agreed to
+    tier_hash: str | None = None  # fingerprint of the tier it was made or re-confirmed under
+    confirmed_at: str | None = None  # when the team last re-confirmed it (None: never)
 
     @property
     def approvals(self) -> tuple[Review, ...]:
@@ -103,7 +106,8 @@ def validate_submission(tier: Tier, purpose: str, agreed_terms: bool,
 
 def insert(conn: sqlite3.Connection, *, team_id: int, requested_by: int, dataset_id: str,
            tier: str, purpose: str, agreed_terms: bool, terms_hash: str | None,
-           ethics_reference: str | None, approvals_required: int) -> AccessRequest:
+           ethics_reference: str | None, approvals_required: int,
+           tier_hash: str | None = None) -> AccessRequest:
     """Insert a ``submitted`` request. Raises Rejected(``duplicate_request``) when the team
     already has an open request for the dataset and tier. Call inside a transaction."""
     open_one = conn.execute(
@@ -118,11 +122,12 @@ def insert(conn: sqlite3.Connection, *, team_id: int, requested_by: int, dataset
     try:
         cur = conn.execute(
             "INSERT INTO access_requests (team_id, requested_by, dataset_id, tier, purpose,"
-            " agreed_terms, terms_hash, ethics_reference, approvals_required, status,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'submitted', ?, ?)"
+            " agreed_terms, terms_hash, ethics_reference, approvals_required, tier_hash, status,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'submitted', ?, ?)"
             " RETURNING id",
             (team_id, requested_by, dataset_id, tier, purpose, int(bool(agreed_terms)),
-             terms_hash, (ethics_reference or "").strip() or None, approvals_required, now, now),
+             terms_hash, (ethics_reference or "").strip() or None, approvals_required,
+             tier_hash, now, now),
         )
     except sqlite3.IntegrityError:
         raise Rejected("duplicate_request", "Your team already has an open request for this "
@@ -152,6 +157,8 @@ def _request(conn: sqlite3.Connection, row: sqlite3.Row) -> AccessRequest:
         decision_reason=row["decision_reason"], grant_id=row["grant_id"],
         created_at=row["created_at"], updated_at=row["updated_at"],
         reviews=_reviews(conn, row["id"]),
+        terms_hash=row["terms_hash"], tier_hash=row["tier_hash"],
+        confirmed_at=row["confirmed_at"],
     )
 
 
@@ -215,3 +222,19 @@ def add_review(conn: sqlite3.Connection, request: AccessRequest, reviewer_id: in
     except sqlite3.IntegrityError:
         raise Denied("already_reviewed", "You have already reviewed this request; another "
                                          "staff member must give the next decision.") from None
+
+
+def reconfirm(conn: sqlite3.Connection, request: AccessRequest, *, agreed_terms: bool,
+              terms_hash: str | None, tier_hash: str) -> AccessRequest:
+    """Record that the team confirmed an open request under the tier and terms as they read
+    now (new fingerprints, agreement). Raises Denied(``request_changed``) when someone moved
+    the request since it was read. Call inside a transaction."""
+    cur = conn.execute(
+        "UPDATE access_requests SET agreed_terms = ?, terms_hash = ?, tier_hash = ?,"
+        " confirmed_at = ?, updated_at = ? WHERE id = ? AND status = ?",
+        (int(bool(agreed_terms)), terms_hash, tier_hash, utcnow(), utcnow(), request.id,
+         request.status),
+    )
+    if cur.rowcount != 1:
+        raise Denied("request_changed", "The request was changed by someone else; reload it.")
+    return get(conn, request.id)

@@ -5,10 +5,12 @@ Every function here runs inside the caller's transaction (``portal.store.db.tran
 the request inside it, and writes the state change, the grant and their audit events together —
 so two staff approving at once serialise on the write lock and only one grant is created.
 
-Separation of duties (:func:`check_can_review`): the reviewer must be active staff; must not be
-the person who made the request (also when a requester later became staff); must not be a member
-of the requesting team; and decides each request at most once, so one person never gives two of
-the approvals a tier requires.
+Who may decide is ruled in :mod:`portal.authz`: separation of duties
+(:func:`~portal.authz.check_review`: active staff, not the requester, not a member of the
+requesting team, one decision per person) and approval at a tier
+(:func:`~portal.authz.check_approve_at_tier`: the request is re-validated
+against the tier it is granted at, and a request whose terms or tier changed since it was made
+must be re-confirmed by the team first).
 """
 
 from __future__ import annotations
@@ -16,44 +18,17 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from portal import audit
+from portal import audit, authz
 from portal.access import grants, requests
-from portal.access.actors import check_member_team, check_staff
-from portal.access.policy import tier_policy
+from portal.access.policy import terms_hash, tier_fingerprint, tier_policy
 from portal.access.requests import AccessRequest
-from portal.access.states import REQUEST_OPEN, check_transition
+from portal.access.states import check_transition
 from portal.config import Settings
 from portal.errors import Denied, InvalidInput, Rejected
 from portal.identity import Principal
 
 REASON_MAX_CHARS = 2000
 CONDITIONS_MAX_CHARS = 4000
-
-
-def check_can_review(conn: sqlite3.Connection, principal: Principal,
-                     request: AccessRequest) -> sqlite3.Row:
-    """The reviewer's user row when they may decide ``request``. Raises Denied with code
-    ``staff_only``, ``user_suspended``, ``own_request``, ``own_team`` or ``already_reviewed``."""
-    reviewer = check_staff(conn, principal)
-    if reviewer["id"] == request.requested_by_id:
-        raise Denied("own_request", "You cannot review a request you made yourself.")
-    in_team = conn.execute("SELECT 1 FROM memberships WHERE user_id = ? AND team_id = ?",
-                           (reviewer["id"], request.team_id)).fetchone()
-    if in_team is not None:
-        raise Denied("own_team", "You cannot review a request from your own team.")
-    if any(r.reviewer_id == reviewer["id"] for r in request.reviews):
-        raise Denied("already_reviewed", "You have already reviewed this request; another "
-                                         "staff member must give the next decision.")
-    return reviewer
-
-
-def can_review(conn: sqlite3.Connection, principal: Principal, request: AccessRequest) -> bool:
-    """True when :func:`check_can_review` passes."""
-    try:
-        check_can_review(conn, principal, request)
-    except Denied:
-        return False
-    return True
 
 
 def clean_text(value: str | None, code: str, what: str, limit: int, required: bool) -> str:
@@ -86,28 +61,18 @@ def approve(conn: sqlite3.Connection, settings: Settings, principal: Principal,
     With fewer approvals than the tier requires, the request becomes
     ``awaiting_second_approval``; the last approval creates the grant (the tier of the first
     approval, the shortest duration any approver chose, all conditions) in the same transaction.
-    Raises NotFound (``unknown_request``, ``unknown_tier``), Denied (see
-    :func:`check_can_review`, ``invalid_transition``, ``team_suspended``), InvalidInput
-    (``invalid_duration``, ``invalid_conditions``), Rejected (``duration_exceeds_policy``,
-    ``tier_differs_from_first_approval``)."""
+    Raises NotFound (``unknown_request``, ``unknown_tier``), Denied and Rejected (see
+    :func:`portal.authz.check_approve_at_tier`: separation of duties, ``team_suspended``,
+    ``invalid_transition``, the chosen tier's requirements, ``terms_changed``, ``tier_changed``,
+    ``tier_differs_from_first_approval``), InvalidInput (``invalid_duration``,
+    ``invalid_conditions``), Rejected (``duration_exceeds_policy``)."""
     request = requests.get(conn, request_id)
-    reviewer = check_can_review(conn, principal, request)
-    if request.status not in REQUEST_OPEN:
-        check_transition("request", request.status, "approved", "approve")
-    team = conn.execute("SELECT status FROM teams WHERE id = ?", (request.team_id,)).fetchone()
-    if team["status"] != "active":
-        raise Denied("team_suspended", "The requesting team is suspended; reactivate it before "
-                                       "approving.")
     chosen = tier or request.tier
-    _, rules = tier_policy(settings, request.dataset_id, chosen)
+    reviewer, _, rules = authz.check_approve_at_tier(conn, settings, principal, request, chosen)
     days = check_days(days, rules.max_grant_days)
     conditions = clean_text(conditions, "invalid_conditions", "conditions", CONDITIONS_MAX_CHARS,
-                       False)
+                            False)
     earlier = request.approvals
-    if earlier and earlier[0].tier != chosen:
-        raise Rejected("tier_differs_from_first_approval",
-                       f"The first approval was for the {earlier[0].tier} tier; approve that tier "
-                       f"or deny the request.")
     requests.add_review(conn, request, reviewer["id"], "approve", tier=chosen, days=days,
                         conditions=conditions)
     required = max(request.approvals_required, rules.approvals_required)
@@ -142,10 +107,10 @@ def _join_conditions(parts: list[str]) -> str:
 def deny(conn: sqlite3.Connection, principal: Principal, request_id: int,
          reason: str) -> AccessRequest:
     """Deny an open request with a reason (inside the caller's transaction). Raises NotFound,
-    Denied (see :func:`check_can_review`, ``invalid_transition``), InvalidInput
+    Denied (see :func:`portal.authz.check_review`, ``invalid_transition``), InvalidInput
     (``reason_required``)."""
     request = requests.get(conn, request_id)
-    reviewer = check_can_review(conn, principal, request)
+    reviewer = authz.check_review(conn, principal, request)
     reason = clean_text(reason, "reason_required", "a reason", REASON_MAX_CHARS, True)
     check_transition("request", request.status, "denied", "deny")
     requests.add_review(conn, request, reviewer["id"], "deny", reason=reason)
@@ -160,12 +125,39 @@ def withdraw(conn: sqlite3.Connection, principal: Principal, request_id: int) ->
     """Withdraw an open request of the principal's own team (inside the caller's transaction).
     Raises NotFound, Denied (``not_a_member``, ``user_suspended``, ``team_suspended``,
     ``not_your_request``, ``invalid_transition``)."""
-    request = requests.get(conn, request_id)
-    _, team = check_member_team(conn, principal)
-    if team["id"] != request.team_id:
-        raise Denied("not_your_request", "This request belongs to another team.")
+    request = _own_team_request(conn, principal, request_id)
     moved = requests.move(conn, request, "withdrawn", "withdraw")
     audit.record(conn, actor=principal.actor, team=request.team, action="request.withdraw",
+                 target=f"request:{request.id}", decision="done",
+                 details={"dataset": request.dataset_id, "tier": request.tier})
+    return moved
+
+
+def _own_team_request(conn: sqlite3.Connection, principal: Principal,
+                      request_id: int) -> AccessRequest:
+    request = requests.get(conn, request_id)
+    _, team = authz.check_member(conn, principal)
+    if team["id"] != request.team_id:
+        raise Denied("not_your_request", "This request belongs to another team.")
+    return request
+
+
+def reconfirm(conn: sqlite3.Connection, settings: Settings, principal: Principal,
+              request_id: int, agreed_terms: bool) -> AccessRequest:
+    """A member re-confirms an open request of their team under the tier and terms as they
+    read now (after a policy change refused its approval with ``terms_changed`` or
+    ``tier_changed``). The request is validated again against the tier, like a submission.
+    Raises NotFound, Denied (membership codes, ``not_your_request``, ``invalid_transition``),
+    InvalidInput (see :func:`portal.access.requests.validate_submission`)."""
+    request = _own_team_request(conn, principal, request_id)
+    if not request.is_open:
+        check_transition("request", request.status, request.status, "reconfirm")
+    policy, rules = tier_policy(settings, request.dataset_id, request.tier)
+    requests.validate_submission(rules, request.purpose, agreed_terms, request.ethics_reference)
+    moved = requests.reconfirm(conn, request, agreed_terms=agreed_terms,
+                               terms_hash=terms_hash(policy) if agreed_terms else None,
+                               tier_hash=tier_fingerprint(policy, request.tier))
+    audit.record(conn, actor=principal.actor, team=request.team, action="request.reconfirm",
                  target=f"request:{request.id}", decision="done",
                  details={"dataset": request.dataset_id, "tier": request.tier})
     return moved

@@ -145,7 +145,7 @@ def _past(action: str) -> str:
     return {"approve": "approved", "deny": "denied", "withdraw": "withdrawn",
             "expire": "expired", "revoke": "revoked", "supersede": "superseded",
             "suspend": "suspended", "reactivate": "reactivated", "remove": "removed",
-            "sign_in": "signed in"}.get(
+            "sign_in": "signed in", "reconfirm": "re-confirmed"}.get(
         action, action)
 
 

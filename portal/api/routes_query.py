@@ -42,6 +42,7 @@ def _dataset_budget(ctx: Context, who: Caller, dataset_id: str) -> dict[str, Any
         entry["refusal"] = {"code": shown.code, "message": shown.message}
         return entry
     entry["tier"] = budget["tier"]
+    entry["privacy"] = budget.get("privacy")
     entry["queries"] = [w | {"remaining": max(0, w["limit"] - w["used"])}
                         for w in budget["windows"]]
     return entry

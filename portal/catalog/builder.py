@@ -302,7 +302,9 @@ def _card(loaded: LoadedManifest, report: dict[str, Any], source: SourceFile,
             "dev_rows": report["tables"][tname]["dev_rows"],
             "holdout_rows": report["tables"][tname]["holdout_rows"],
             "columns": [{"name": n, "type": c.type, "classification": c.classification,
-                         "description": c.description, "transform": c.transform}
+                         "description": c.description, "transform": c.transform,
+                         **({"dp_bounds": c.dp_bounds} if c.dp_bounds else {}),
+                         **({"dp_keys": c.dp_keys} if c.dp_keys else {})}
                         for n, c in deid.released_columns(spec)],
             "dropped_columns": [{"name": n, "classification": c.classification,
                                  "description": c.description}

@@ -57,6 +57,12 @@ class ColumnSpec(_Strict):
     bands: list[int | float] | None = Field(default=None, min_length=1, max_length=50)
     scan_allow: list[ScanPattern] = Field(default_factory=list, max_length=6)
     scan_allow_reason: str | None = Field(default=None, min_length=1, max_length=500)
+    # Differential privacy (aggregate tiers with ``disclosure: dp``): the clipping bounds of a
+    # numeric column for sum/avg, and the public set of values a group key can take (groups by
+    # such a column are all shown, noisy, without partition selection). Both must be public
+    # knowledge, not read from the data.
+    dp_bounds: list[int | float] | None = Field(default=None, min_length=2, max_length=2)
+    dp_keys: list[int | str] | None = Field(default=None, min_length=1, max_length=1000)
 
 
 class TableSpec(_Strict):
@@ -197,6 +203,15 @@ def _column_problems(loaded: LoadedManifest, tname: str, cname: str, col: Column
         problems.append(f"{where}: bands are required with transform band, and only then")
     if col.bands is not None and list(col.bands) != sorted(set(col.bands)):
         problems.append(f"{where}: bands must be strictly increasing")
+    if col.dp_bounds is not None and (col.type not in ("BIGINT", "INTEGER", "DOUBLE")
+                                      or not col.dp_bounds[0] < col.dp_bounds[1]):
+        problems.append(f"{where}: dp_bounds need a numeric column and lower < upper")
+    if col.dp_keys is not None and len(set(col.dp_keys)) != len(col.dp_keys):
+        problems.append(f"{where}: dp_keys must not repeat")
+    if (col.dp_bounds or col.dp_keys) and col.transform not in ("keep", "birth_year_cap",
+                                                                "age_cap"):
+        problems.append(f"{where}: dp_bounds and dp_keys describe released values; transform "
+                        f"{col.transform} changes them")
     if col.references is not None:
         target_table, target_column = col.references.split(".")
         target = loaded.manifest.tables.get(target_table)

@@ -39,6 +39,8 @@ class ReleaseColumn:
     type: str
     classification: str
     description: str = ""
+    dp_bounds: tuple[float, float] | None = None  # public clipping bounds (DP tiers)
+    dp_keys: tuple[Any, ...] | None = None  # public key set (DP tiers)
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,10 @@ def _release(dataset_id: str, version: str, directory: Path, built_at: str,
     for name, spec in card["tables"].items():
         tables[name] = ReleaseTable(
             name=name,
-            columns=tuple(ReleaseColumn(c["name"], c["type"], c["classification"],
-                                        c.get("description", "")) for c in spec["columns"]),
+            columns=tuple(ReleaseColumn(
+                c["name"], c["type"], c["classification"], c.get("description", ""),
+                tuple(c["dp_bounds"]) if c.get("dp_bounds") else None,
+                tuple(c["dp_keys"]) if c.get("dp_keys") else None) for c in spec["columns"]),
             person_column=spec.get("person_column"),
             dev_rows=int(spec.get("dev_rows", 0)),
             holdout_rows=int(spec.get("holdout_rows", 0)),

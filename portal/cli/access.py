@@ -108,8 +108,13 @@ def _register_access(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tier", required=True)
     p.add_argument("--days", type=whole_number, required=True)
     p.add_argument("--by", required=True, metavar="STAFF_EMAIL")
-    p.add_argument("--purpose", default="")
+    p.add_argument("--purpose", default="",
+                   help="the purpose, as long as the tier's requests need")
     p.add_argument("--conditions", default="")
+    p.add_argument("--terms-agreed", action="store_true",
+                   help="state that the team agreed to the dataset's terms as they read now "
+                        "(required on tiers whose requests must agree to them)")
+    p.add_argument("--ethics-reference", help="required on tiers whose requests need one")
 
     p = _add(acc, "revoke", "revoke a grant with a reason (staff)", _revoke)
     p.add_argument("grant_id", metavar="GRANT_ID", type=record_id)
@@ -164,7 +169,9 @@ def _diagrams() -> str:
 
 def _grant(args: argparse.Namespace, ctx: Context) -> Any:
     return _access().grant_access(ctx, _who(ctx, args.by), args.team, args.dataset,
-                                        args.tier, args.days, args.purpose, args.conditions)
+                                  args.tier, args.days, args.purpose, args.conditions,
+                                  terms_agreed=args.terms_agreed,
+                                  ethics_reference=args.ethics_reference)
 
 
 def _revoke(args: argparse.Namespace, ctx: Context) -> Any:

@@ -65,9 +65,8 @@ def _user(parser: argparse.ArgumentParser) -> None:
 
 def _principal(ctx: Context, args: argparse.Namespace) -> Principal:
     from portal.identity import principal_for_email
-    from portal.services import catalog
 
-    return principal_for_email(ctx.conn, args.user) if args.user else catalog.SYSTEM
+    return principal_for_email(ctx.conn, args.user) if args.user else output.operator()
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:

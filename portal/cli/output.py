@@ -18,10 +18,11 @@ FORMATS = ("table", "json", "csv")
 
 def operator() -> Principal:
     """Who the CLI acts as without --user: the operator of this installation (who already holds
-    the portal's home folder); every action is still audited under this name."""
-    from portal.identity import Principal
+    the portal's home folder), actor ``cli-operator`` in the audit log. Not a member of staff:
+    :mod:`portal.authz` lets the operator run maintenance only, never review or grant."""
+    from portal.authz import OPERATOR
 
-    return Principal(user_id=None, email="cli-operator", role="staff")
+    return OPERATOR
 
 
 def add_format(parser, choices: Sequence[str] = ("table", "json")) -> None:

@@ -78,10 +78,15 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     if args.format == "json":
         output.emit_json(result.to_json())
     elif args.format == "csv":
-        output.emit_csv(result.columns, _marked(result))
+        output.emit_csv(*_shown(result))
     else:
-        output.emit_table(result.columns, _marked(result))
+        output.emit_table(*_shown(result))
         notes = [f"{result.row_count} row(s)"]
+        if result.privacy:
+            notes.append("differentially private, ± 95% half-widths; " + (
+                "replayed at no cost" if result.privacy.get("cached") else
+                f"cost ρ {result.privacy['cost_rho']:g}") +
+                f", {result.privacy.get('queries_left')} queries left")
         if result.truncated:
             notes.append("TRUNCATED at the tier's row limit")
         if result.suppressed or result.suppressed_cells:
@@ -89,6 +94,15 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
                          f"suppressed (too few persons)")
         print(f"-- {'; '.join(notes)}; query {result.query_id}")
     return 0
+
+
+def _shown(result: QueryResult) -> tuple[list[str], list[list[object]]]:
+    """Columns and rows to print: in DP tiers each estimate is followed by its half-width."""
+    if not result.half_widths:
+        return result.columns, _marked(result)
+    from portal.ui.results import display_columns, display_rows
+
+    return display_columns(result), [list(row.values()) for row in display_rows(result)]
 
 
 def _marked(result: QueryResult) -> list[list[object]]:

@@ -213,7 +213,9 @@ def cmd_budget(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     services, ctx = _open(settings)
     principal = _who(ctx, args.user)
-    view = args.view or ("exact" if principal.is_staff else "released")
+    from portal.authz import can_staff_or_operator
+
+    view = args.view or ("exact" if can_staff_or_operator(ctx.conn, principal) else "released")
     read = services.staff_report if view == "exact" else services.released_report
     document = read(ctx, principal, args.run_id, args.format)
     if args.format == "json":

@@ -61,12 +61,44 @@ class TableRule(_Strict):
     deny: bool = False  # deny the whole table (beats a "*" table rule)
 
 
+class DpSettings(_Strict):
+    """Differential privacy for an aggregate tier (``disclosure: dp``), in zero-concentrated DP.
+
+    Each query costs ``rho_per_query`` of the team's ``budget_rho`` on the dataset (every release
+    of the dataset shares one budget). Partition selection (groups without a public key set)
+    spends ``selection_delta`` per query; the whole budget is stated as (ε, ``delta``)-DP.
+    Each person contributes at most ``max_rows_per_group`` rows to a group and to at most
+    ``max_groups_per_person`` groups of one query. Run time is padded up to a multiple of
+    ``time_bucket_seconds``."""
+
+    rho_per_query: float = Field(gt=0, le=10)
+    budget_rho: float = Field(gt=0, le=1000)
+    delta: float = Field(default=1e-6, gt=0, le=1e-3)
+    selection_delta: float = Field(default=1e-9, gt=0, le=1e-5)
+    max_rows_per_group: int = Field(default=1, ge=1, le=100)
+    max_groups_per_person: int = Field(default=4, ge=1, le=100)
+    time_bucket_seconds: float = Field(default=0.5, ge=0, le=60)
+
+    @model_validator(mode="after")
+    def _fits(self) -> DpSettings:
+        if self.rho_per_query > self.budget_rho:
+            raise ValueError("rho_per_query is larger than budget_rho")
+        queries = self.budget_rho / self.rho_per_query
+        if queries * self.selection_delta > self.delta / 2:
+            raise ValueError("selection_delta over the whole budget exceeds half of delta")
+        return self
+
+
 class Tier(_Strict):
     description: str = Field(min_length=1, max_length=2000)
     result_mode: Literal["rows", "aggregate"]
     min_persons: int | None = Field(default=None, ge=2, le=10_000)
     max_rows: int = Field(ge=1, le=1_000_000)
     round_counts_to: int = Field(default=1, ge=1, le=1000)
+    # suppression: exact aggregates, small groups suppressed (not safe against differencing);
+    # dp: noisy aggregates with a privacy budget (see DpSettings)
+    disclosure: Literal["suppression", "dp"] = "suppression"
+    dp: DpSettings | None = None
     download: Literal["none", "aggregates", "rows"] = "none"
     time_limit_seconds: float = Field(default=30, gt=0, le=3600)
     budget: Budget
@@ -79,6 +111,11 @@ class Tier(_Strict):
     def _mode(self) -> Tier:
         if self.result_mode == "aggregate" and self.min_persons is None:
             raise ValueError("an aggregate tier needs min_persons")
+        if (self.disclosure == "dp") != (self.dp is not None):
+            raise ValueError("disclosure: dp needs a dp block, and a dp block needs "
+                             "disclosure: dp")
+        if self.disclosure == "dp" and self.result_mode != "aggregate":
+            raise ValueError("disclosure: dp needs result_mode: aggregate")
         if self.result_mode == "rows" and self.download == "aggregates":
             raise ValueError("download: aggregates needs result_mode: aggregate")
         return self

@@ -22,6 +22,7 @@ groups that differ by one person is mitigated by rounding, not prevented).
 from __future__ import annotations
 
 import copy
+import decimal
 import json
 import threading
 from dataclasses import dataclass, field
@@ -29,8 +30,10 @@ from typing import Any
 
 import duckdb
 
-from portal.errors import Rejected
+from portal.errors import InternalError, Rejected
 from portal.policy.engine import ResolvedTier
+from portal.query import totality
+from portal.query.columns import ColumnResolver, from_aliases
 from portal.query.preflight import Preflight, walk
 
 SHAPE_HELP = (
@@ -86,14 +89,31 @@ def aggregate_names() -> frozenset[str]:
 
 
 def _refuse(detail: str) -> Rejected:
-    return Rejected("aggregate_shape_not_allowed", f"{detail} {SHAPE_HELP}")
+    """The refusal names the one rule the query broke (the whole shape is in SHAPE_HELP and the
+    SQL guide, not repeated in every message)."""
+    return Rejected("aggregate_shape_not_allowed", detail)
 
 
-def plan_aggregate(pre: Preflight, resolved: ResolvedTier) -> AggregatePlan | None:
-    """Check the shape of an aggregate-tier query and build its verified rewrite.
+def plan_aggregate(pre: Preflight, resolved: ResolvedTier,
+                   release: Any = None) -> AggregatePlan | None:
+    """Check the shape of an aggregate-tier query and build its verified rewrite (made total:
+    see :mod:`portal.query.totality`; ``release`` supplies column types for that).
 
     Returns None for statements that show no data values (a bare DESCRIBE or SHOW TABLES).
-    Raises Rejected(``aggregate_shape_not_allowed``) for any shape it cannot verify."""
+    Raises Rejected(``aggregate_shape_not_allowed``) for any shape it cannot verify and
+    Rejected(``aggregate_function_not_allowed``) for expressions that could fail or vary in
+    cost by row."""
+    node = check_aggregate(pre, resolved)
+    if node is None:
+        return None
+    aliases = _person_aliases(node["from_table"], resolved)
+    resolver = ColumnResolver(resolved, release, from_aliases(node["from_table"]))
+    return _rewrite(node, aliases, resolver)
+
+
+def check_aggregate(pre: Preflight, resolved: ResolvedTier) -> dict[str, Any] | None:
+    """The shape checks shared by both disclosure modes; returns the SELECT node (None for a
+    bare DESCRIBE or SHOW TABLES). Raises Rejected."""
     if pre.kind in ("describe", "show_tables"):
         return None
     if pre.kind == "summarize":
@@ -103,9 +123,10 @@ def plan_aggregate(pre: Preflight, resolved: ResolvedTier) -> AggregatePlan | No
                       "and estimates).")
     node = pre.statement
     _check_statement(node)
+    totality.check_expressions(node, aggregate_names())
     aliases = _person_aliases(node["from_table"], resolved)
     _check_person_refs(node, {p for _, p in aliases})
-    return _rewrite(node, aliases)
+    return node
 
 
 def _check_statement(node: dict[str, Any]) -> None:
@@ -242,21 +263,48 @@ def _equijoin_refs(condition: dict[str, Any]) -> set[int]:
     return refs
 
 
-def _template(sql: str) -> dict[str, Any]:
-    con = duckdb.connect(":memory:")
+_helper_lock = threading.Lock()
+_helper: duckdb.DuckDBPyConnection | None = None
+
+
+def _sql_helper(statement: str, parameter: str) -> Any:
+    """Run one (de)serialisation statement on a shared in-memory connection (opening a
+    connection costs tens of milliseconds; a cursor per call is cheap)."""
+    global _helper
+    with _helper_lock:
+        if _helper is None:
+            _helper = duckdb.connect(":memory:", config={"enable_external_access": False,
+                                                         "lock_configuration": True})
+        cursor = _helper.cursor()
     try:
-        text = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]
+        return cursor.execute(statement, [parameter]).fetchone()[0]
     finally:
-        con.close()
-    return json.loads(text)["statements"][0]["node"]["select_list"][0]
+        cursor.close()
+
+
+def parse_node(sql: str) -> dict[str, Any]:
+    """The SELECT node of trusted SQL text (for building rewrites). Raises InternalError when
+    it does not parse: json_serialize_sql reports failures in its result, not by raising."""
+    parsed = json.loads(_sql_helper("SELECT json_serialize_sql(?)", sql))
+    if parsed.get("error"):
+        raise InternalError()
+    return parsed["statements"][0]["node"]
+
+
+def _template(sql: str) -> dict[str, Any]:
+    return parse_node(sql)["select_list"][0]
 
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _rewrite(node: dict[str, Any], aliases: list[tuple[str, str]]) -> AggregatePlan:
+def _rewrite(node: dict[str, Any], aliases: list[tuple[str, str]],
+             resolver: ColumnResolver) -> AggregatePlan:
     rewritten = copy.deepcopy(node)
+    names = aggregate_names()
+    totality.make_total(rewritten, resolver.same_type_equalities)
+    totality.make_keys_total(rewritten, lambda e: not _contains_aggregate(e, names))
     select = rewritten["select_list"]
     plan = AggregatePlan(sql="", user_columns=len(select))
     for i, item in enumerate(node["select_list"]):
@@ -294,11 +342,7 @@ def _inner_agg(item: dict[str, Any]) -> dict[str, Any] | None:
 
 def _deserialize(node: dict[str, Any]) -> str:
     payload = json.dumps({"error": False, "statements": [{"node": node, "named_param_map": []}]})
-    con = duckdb.connect(":memory:")
-    try:
-        return con.execute("SELECT json_deserialize_sql(?::JSON)", [payload]).fetchone()[0]
-    finally:
-        con.close()
+    return _sql_helper("SELECT json_deserialize_sql(?::JSON)", payload)
 
 
 def apply(plan: AggregatePlan, rows: list[tuple[Any, ...]], min_persons: int,
@@ -333,6 +377,9 @@ def apply(plan: AggregatePlan, rows: list[tuple[Any, ...]], min_persons: int,
 
 def round_value(value: Any, step: int) -> Any:
     """Round a count or sum to the nearest multiple of ``step`` (ties away from zero)."""
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        # sum() of integers comes back from DuckDB as a HUGEINT (a Decimal in Arrow)
+        value = int(value) if value == value.to_integral_value() else float(value)
     if step <= 1 or not isinstance(value, int | float) or isinstance(value, bool):
         return value
     if isinstance(value, int):

@@ -12,20 +12,18 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from portal import audit
+from portal import audit, authz
 from portal.access import grants, requests, reviews
-from portal.access.actors import can_staff, check_member_team, check_staff
-from portal.access.policy import dataset_policy, terms_hash, tier_policy
+from portal.access.policy import dataset_policy, terms_hash, tier_fingerprint, tier_policy
 from portal.access.states import REQUEST_OPEN, REQUEST_STATES
 from portal.errors import Denied, InvalidInput, NotFound, PortalError, Rejected
 from portal.identity import Principal
 from portal.services.attempts import attempt, ref, use_case
 from portal.services.context import Context
 from portal.store import people
-from portal.store.db import transaction
+from portal.store.db import transaction, utcnow
 
 T = TypeVar("T")
-DIRECT_GRANT_PURPOSE = "Granted directly by platform staff."
 
 
 def audited_attempt(ctx: Context, principal: Principal, action: str, target: str | None,
@@ -49,14 +47,15 @@ def submit_request(ctx: Context, principal: Principal, dataset_id: str, tier: st
     :func:`portal.access.requests.validate_submission`), Rejected (``duplicate_request``)."""
 
     def work() -> dict[str, Any]:
-        user, team = check_member_team(ctx.conn, principal, staff_code="staff_cannot_request")
+        user, team = authz.check_member(ctx.conn, principal, staff_code="staff_cannot_request")
         policy, rules = tier_policy(ctx.settings, dataset_id, tier)
         requests.validate_submission(rules, purpose, agreed_terms, ethics_reference)
         made = requests.insert(
             ctx.conn, team_id=team["id"], requested_by=user["id"], dataset_id=policy.dataset,
             tier=tier, purpose=purpose, agreed_terms=agreed_terms,
             terms_hash=terms_hash(policy) if agreed_terms else None,
-            ethics_reference=ethics_reference, approvals_required=rules.approvals_required)
+            ethics_reference=ethics_reference, approvals_required=rules.approvals_required,
+            tier_hash=tier_fingerprint(policy, tier))
         audit.record(ctx.conn, actor=principal.actor, team=made.team, action="request.submit",
                      target=f"request:{made.id}", decision="done",
                      details={"dataset": made.dataset_id, "tier": tier,
@@ -75,6 +74,17 @@ def withdraw_request(ctx: Context, principal: Principal, request_id: int) -> dic
                     lambda: reviews.withdraw(ctx.conn, principal, request_id).to_dict())
 
 
+@use_case("request.reconfirm", "request:{request_id}")
+def reconfirm_request(ctx: Context, principal: Principal, request_id: int,
+                      agreed_terms: bool) -> dict[str, Any]:
+    """A member re-confirms their team's open request under the tier and terms as they read now
+    (needed when approval was refused with ``terms_changed`` or ``tier_changed``). Raises as
+    :func:`portal.access.reviews.reconfirm`."""
+    return audited_attempt(ctx, principal, "request.reconfirm", f"request:{ref(request_id)}",
+                           lambda: reviews.reconfirm(ctx.conn, ctx.settings, principal,
+                                                     request_id, agreed_terms).to_dict())
+
+
 @use_case("request.view", "request:{request_id}")
 def get_request(ctx: Context, principal: Principal, request_id: int) -> dict[str, Any]:
     """One request: staff see any (with the team's history); members only their team's.
@@ -82,9 +92,9 @@ def get_request(ctx: Context, principal: Principal, request_id: int) -> dict[str
 
     def work() -> dict[str, Any]:
         found = requests.get(ctx.conn, request_id)
-        if can_staff(ctx.conn, principal):
+        if authz.can_staff(ctx.conn, principal):
             return _with_history(ctx, found.to_dict())
-        _, team = check_member_team(ctx.conn, principal)
+        _, team = authz.check_member(ctx.conn, principal)
         if team["id"] != found.team_id:
             raise Denied("not_your_request", "This request belongs to another team.")
         return found.to_dict()
@@ -109,10 +119,10 @@ def list_requests(ctx: Context, principal: Principal,
     """Requests newest first. Members see their own team's; staff see all, each with the
     team's history. ``status``: a request state or ``open``. Raises Denied, InvalidInput."""
     statuses = _check_status(status)
-    if can_staff(ctx.conn, principal):
+    if authz.can_staff(ctx.conn, principal):
         found = requests.list_requests(ctx.conn, statuses=statuses)
         return [_with_history(ctx, r.to_dict()) for r in found]
-    _, team = check_member_team(ctx.conn, principal)
+    _, team = authz.check_member(ctx.conn, principal)
     return [r.to_dict() for r in requests.list_requests(ctx.conn, team_id=team["id"],
                                                         statuses=statuses)]
 
@@ -155,13 +165,13 @@ def review_queue(ctx: Context, principal: Principal) -> list[dict[str, Any]]:
     """Open requests, oldest first, for staff: each with the team's history, the dataset's tiers
     (longest grant, approvals required), and whether this reviewer may decide it
     (``can_review``, and ``review_blocked_by``: the Denied code when not). Raises Denied."""
-    check_staff(ctx.conn, principal)
+    authz.check_staff(ctx.conn, principal)
     queue = []
     for found in requests.list_requests(ctx.conn, statuses=tuple(sorted(REQUEST_OPEN)),
                                         oldest_first=True):
         data = _with_history(ctx, found.to_dict())
         try:
-            reviews.check_can_review(ctx.conn, principal, found)
+            authz.check_review(ctx.conn, principal, found)
             data["can_review"], data["review_blocked_by"] = True, None
         except Denied as exc:
             data["can_review"], data["review_blocked_by"] = False, exc.code
@@ -196,23 +206,22 @@ def deny_request(ctx: Context, principal: Principal, request_id: int,
                              "tier": ref(a["tier"])})
 def grant_access(ctx: Context, principal: Principal, team: str, dataset_id: str, tier: str,
                  days: int, purpose: str = "", conditions: str = "",
-                 now: datetime | None = None) -> dict[str, Any]:
+                 now: datetime | None = None, *, terms_agreed: bool = False,
+                 ethics_reference: str | None = None) -> dict[str, Any]:
     """Staff grant a team a tier directly (without a request). Supersedes the team's active
-    grant for the dataset. Raises Denied (``staff_only``, ``own_team``, ``team_suspended``),
-    NotFound (``unknown_team``, ``unknown_dataset``, ``unknown_tier``), InvalidInput,
-    Rejected (``duration_exceeds_policy``, ``two_approvals_required``: such tiers go through a
-    request so that two staff decide)."""
+    grant for the dataset. What is granted meets the tier's request requirements like a request
+    would: the purpose (its length), the ethics reference when the tier requires one, and —
+    when the tier requires agreement to the dataset's terms — ``terms_agreed``, staff's
+    statement that the team agreed to the terms as they read now (outside the portal).
+    Raises Denied (``staff_only``, ``own_team``, ``team_suspended``), NotFound
+    (``unknown_team``, ``unknown_dataset``, ``unknown_tier``), InvalidInput, Rejected
+    (``duration_exceeds_policy``, ``two_approvals_required``: such tiers go through a request
+    so that two staff decide; the tier's requirement codes, see
+    :func:`portal.authz.check_request_meets_tier`)."""
 
     def work() -> dict[str, Any]:
-        staff = check_staff(ctx.conn, principal)
         row = people.get_team(ctx.conn, str(team))
-        if row is None:
-            raise NotFound("unknown_team", "There is no team with that name.")
-        if row["status"] != "active":
-            raise Denied("team_suspended", "That team is suspended; reactivate it first.")
-        if ctx.conn.execute("SELECT 1 FROM memberships WHERE user_id = ? AND team_id = ?",
-                            (staff["id"], row["id"])).fetchone():
-            raise Denied("own_team", "You cannot grant access to your own team.")
+        staff = authz.check_grant_directly(ctx.conn, principal, row)
         policy, rules = tier_policy(ctx.settings, dataset_id, tier)
         duration = reviews.check_days(days, rules.max_grant_days)
         if rules.approvals_required > 1:
@@ -220,9 +229,12 @@ def grant_access(ctx: Context, principal: Principal, team: str, dataset_id: str,
                            f"The {tier} tier needs {rules.approvals_required} approvals from "
                            f"different staff; the team must submit a request.")
         text = reviews.clean_text(purpose, "invalid_purpose", "the purpose", 4000, False)
+        authz.check_request_meets_tier(
+            policy, tier, rules, text, terms_agreed, ethics_reference,
+            terms_hash(policy) if terms_agreed else None)
         made = grants.create_grant(
             ctx.conn, actor=principal.actor, team_id=row["id"], dataset_id=policy.dataset,
-            tier=tier, purpose=text or DIRECT_GRANT_PURPOSE, approved_by=staff["id"],
+            tier=tier, purpose=text, approved_by=staff["id"],
             days=duration, conditions=(conditions or "").strip(), now=now)
         return made.to_dict(now)
 
@@ -238,15 +250,18 @@ def revoke_grant(ctx: Context, principal: Principal, grant_id: int,
     (``reason_required``)."""
 
     def work() -> dict[str, Any]:
-        staff = check_staff(ctx.conn, principal)
+        staff = authz.check_staff(ctx.conn, principal)
         text = reviews.clean_text(reason, "reason_required", "a reason", reviews.REASON_MAX_CHARS,
                              True)
         try:
             key = int(grant_id)
         except (TypeError, ValueError):
             raise NotFound("unknown_grant", "There is no such grant.") from None
-        return grants.revoke(ctx.conn, actor=principal.actor, grant_id=key,
-                             revoked_by=staff["id"], reason=text).to_dict()
+        revoked = grants.revoke(ctx.conn, actor=principal.actor, grant_id=key,
+                                revoked_by=staff["id"], reason=text)
+        access_ended(ctx.conn, actor=principal.actor, team=revoked.team,
+                     dataset_id=revoked.dataset_id, reason="grant_revoked")
+        return revoked.to_dict()
 
     return audited_attempt(ctx, principal, "grant.revoke", f"grant:{ref(grant_id)}", work)
 
@@ -288,9 +303,9 @@ def list_grants(ctx: Context, principal: Principal, bucket: str | None = None,
     """Grants newest first, each with ``days_left``, ``effective_status`` and ``bucket``
     (active, expiring_soon (≤ 14 days), expired, revoked). Staff see all; members their team's.
     Raises Denied, InvalidInput (``unknown_bucket``)."""
-    if can_staff(ctx.conn, principal):
+    if authz.can_staff(ctx.conn, principal):
         return _grant_rows(ctx, grants.list_grants(ctx.conn), bucket, True, now)
-    _, team = check_member_team(ctx.conn, principal)
+    _, team = authz.check_member(ctx.conn, principal)
     return _grant_rows(ctx, grants.list_grants(ctx.conn, team_id=team["id"]), bucket, False,
                        now)
 
@@ -304,9 +319,64 @@ def list_grants_for_operator(ctx: Context, bucket: str | None = None) -> list[di
 
 @use_case("grant.expire")
 def expire_grants(ctx: Context, now: datetime | None = None) -> list[int]:
-    """Record every active grant past its expiry as expired (audited, actor ``system``).
-    Idempotent; expiry is enforced at check time whether or not this has run."""
-    return grants.expire_due(ctx.conn, now=now)
+    """Record every active grant past its expiry as expired (audited, actor ``system``) and end
+    the queued work that depended on each (:func:`access_ended`). Idempotent; expiry is
+    enforced at check time (queries, worker claims and stores, report reads and releases)
+    whether or not this has run."""
+    with transaction(ctx.conn):
+        marked = grants.expire_due(ctx.conn, now=now)
+        for grant_id in marked:
+            grant = grants.get_grant(ctx.conn, grant_id)
+            access_ended(ctx.conn, actor="system", team=grant.team, dataset_id=grant.dataset_id,
+                         reason="grant_expired")
+    return marked
+
+
+PENDING_RUN_STATES = ("queued", "awaiting_review")
+
+
+def access_ended(conn: Any, *, actor: str, team: str, reason: str,
+                 dataset_id: str | None = None, member: str | None = None) -> dict[str, list[int]]:
+    """The one hook for "this team (or member) may no longer use this dataset (or anything)":
+    called by revocation, expiry, and member and team suspension or removal, inside their
+    transaction. Queued validation runs that depended on that access are cancelled (``failed``,
+    outcome ``access_ended``: never scored) and unreleased reports (``awaiting_review``) are
+    withheld with the reason, so staff cannot release them by mistake either; one
+    ``sandbox.run.cancel`` event each. ``dataset_id``: only runs of tasks that need that
+    dataset's grant (None: every pending run of the team); ``member``: only runs that member
+    submitted. Runs already executing are refused by the worker before their result is stored
+    (:func:`portal.authz.check_run_access`), and report reads re-check the grant, so this hook
+    is prompt clean-up, not the only guard. Returns {"cancelled": [...], "withheld": [...]}."""
+    from sandbox import store as runs
+
+    done: dict[str, list[int]] = {"cancelled": [], "withheld": []}
+    marks = ", ".join("?" for _ in PENDING_RUN_STATES)
+    params: list[Any] = [team, *PENDING_RUN_STATES]
+    clause = ""
+    if member is not None:
+        clause, params = " AND requested_by = ?", [*params, member]
+    rows = conn.execute(f"SELECT id, status, task_id, task_version FROM sandbox_runs WHERE"
+                        f" team = ? AND status IN ({marks}){clause} ORDER BY id",
+                        params).fetchall()
+    text = f"Access ended ({reason}) before the results were released."
+    for row in rows:
+        if dataset_id is not None:
+            card = runs.task_version(conn, row["task_id"], row["task_version"])
+            if not card.grant_required or card.dataset != dataset_id:
+                continue
+        if row["status"] == "queued":
+            runs.set_status(conn, row["id"], "failed", outcome="access_ended",
+                            message=f"Not scored: {text}", finished_at=utcnow())
+            done["cancelled"].append(int(row["id"]))
+        else:
+            runs.set_status(conn, row["id"], "withheld", review_reason=text,
+                            reviewed_by=actor, reviewed_at=utcnow())
+            done["withheld"].append(int(row["id"]))
+        audit.record(conn, actor=actor, team=team, action="sandbox.run.cancel",
+                     target=f"run:{row['id']}", decision="done", reason=reason,
+                     details={"from": row["status"], "dataset": dataset_id,
+                              "member": member is not None})
+    return done
 
 
 @use_case("team.overview")
@@ -314,7 +384,7 @@ def team_overview(ctx: Context, principal: Principal,
                   now: datetime | None = None) -> dict[str, Any]:
     """A member's Home page: the team, its active grants with days left, its open requests.
     Raises Denied (membership codes)."""
-    _, team = check_member_team(ctx.conn, principal)
+    _, team = authz.check_member(ctx.conn, principal)
     active = [g.to_dict(now) for g in grants.list_grants(ctx.conn, team_id=team["id"])
               if g.effective_status(now) == "active"]
     open_requests = [r.to_dict() for r in requests.list_requests(

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from portal import audit
+from portal.authz import check_staff, check_staff_or_operator
 from portal.errors import Rejected
-from portal.identity import Principal, require_staff
+from portal.identity import Principal
 from portal.services.attempts import use_case
 from portal.services.context import Context
 
@@ -23,7 +24,7 @@ def rebuild_extracts(ctx: Context, principal: Principal, dataset_id: str) -> lis
     (a policy that does not fit its release: nothing is built), NotFound."""
     from portal.services import policies, query  # loaded only by the commands that use them
 
-    require_staff(principal)
+    check_staff(ctx.conn, principal)
     loaded = policies.check_policies(ctx)
     policy = policies.dataset_policy(ctx, dataset_id)
     built = []
@@ -42,7 +43,7 @@ def audit_events(ctx: Context, principal: Principal, *, dataset: str | None = No
     """Audit events for the Audit page, newest first: the log's own filters (actor, team,
     action, decision, since, until) plus ``dataset`` (events whose target is the dataset or
     whose details name it). Staff only; raises Denied (``staff_only``)."""
-    require_staff(principal)
+    check_staff_or_operator(ctx.conn, principal)
     events = audit.list_events(ctx.conn, limit=limit, **filters)
     if dataset:
         events = [e for e in events
@@ -55,7 +56,7 @@ def audit_filter_options(ctx: Context, principal: Principal) -> dict[str, Any]:
     """The values the Audit page's pickers offer, read from the log: ``actor``, ``team`` and
     ``action`` (distinct, sorted), ``decision`` (every decision the log can hold) and the
     ``first``/``last`` event times. Staff only; raises Denied (``staff_only``)."""
-    require_staff(principal)
+    check_staff(ctx.conn, principal)
     return {**audit.filter_values(ctx.conn), "decision": list(audit.DECISIONS)}
 
 
@@ -63,20 +64,9 @@ def audit_filter_options(ctx: Context, principal: Principal) -> dict[str, Any]:
 def record_audit_export(ctx: Context, principal: Principal, filters: dict[str, Any],
                         count: int) -> None:
     """Audit a CSV export of the audit log (who exported what, how many events)."""
-    require_staff(principal)
+    check_staff(ctx.conn, principal)
     audit.record(ctx.conn, actor=principal.actor, action="audit.export", decision="done",
                  details={"filters": {k: v for k, v in filters.items() if v}, "events": count})
-
-
-@use_case("query.download", "dataset:{dataset_id}")
-def record_download(ctx: Context, principal: Principal, dataset_id: str, query_id: str,
-                    rows: int, fmt: str = "csv") -> None:
-    """Audit a download of a query result (results leave the platform: who, which query, how
-    many rows, which format — never the values). Called when a Download button is clicked."""
-    audit.record(ctx.conn, actor=principal.actor, team=principal.team, action="query.download",
-                 target=f"dataset:{dataset_id}", decision="done",
-                 details={"query_id": str(query_id)[:64], "rows": int(rows),
-                          "format": "parquet" if fmt == "parquet" else "csv"})
 
 
 @use_case("audit.chain.status")
@@ -87,7 +77,7 @@ def audit_chain_status(ctx: Context, principal: Principal) -> dict[str, Any]:
     Raises Denied (``staff_only``)."""
     from portal import audit_checkpoints
 
-    require_staff(principal)
+    check_staff(ctx.conn, principal)
     result = audit.verify_new(ctx.conn).to_dict()
     latest = audit_checkpoints.latest(ctx.settings)
     result["latest_checkpoint"] = {"last_id": latest.last_id, "at": latest.at} if latest else None
@@ -100,7 +90,7 @@ def verify_audit_chain(ctx: Context, principal: Principal,
     """Verify the whole chain, against every anchored checkpoint and ``checkpoints`` (files
     given by staff); audited (``done``, or ``failed`` with reason ``audit_chain_broken``).
     Raises Denied (``staff_only``)."""
-    require_staff(principal)
+    check_staff_or_operator(ctx.conn, principal)
     result = audit.verify(ctx.conn, list(checkpoints))
     audit.record(ctx.conn, actor=principal.actor, action="audit.verify",
                  decision="done" if result.ok else "failed",
@@ -120,7 +110,7 @@ def write_audit_checkpoint(ctx: Context, principal: Principal,
     from portal import audit_checkpoints, outputs
     from portal.store.db import utcnow
 
-    require_staff(principal)
+    check_staff_or_operator(ctx.conn, principal)
     if out is not None:
         outputs.check_output(ctx.settings, out)
     result = audit.verify(ctx.conn)

@@ -149,6 +149,16 @@ def _resolve(spec: Target, arguments: Mapping[str, Any]) -> Any:
     return spec.format(**{k: ref(v) for k, v in arguments.items()})
 
 
+def _reveals(ctx: Any, principal: Principal) -> bool:
+    """Staff and the operator see a failure's detail; members a generic message."""
+    from portal import authz
+
+    try:
+        return authz.can_staff_or_operator(ctx.conn, principal)
+    except Exception:  # a store that cannot answer reveals nothing
+        return False
+
+
 def use_case(action: str | Callable[[Mapping[str, Any]], str], target: Target = None, *,
              details: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
              actor: str = "system") -> Callable[[F], F]:
@@ -176,7 +186,7 @@ def use_case(action: str | Callable[[Mapping[str, Any]], str], target: Target = 
                          action=_resolve(action, arguments),
                          target=_resolve(target, arguments),
                          details=details(arguments) if details else None,
-                         reveal=principal is None or principal.is_staff):
+                         reveal=principal is None or _reveals(ctx, principal)):
                 return func(*args, **kwargs)
 
         run.audit_action = action  # type: ignore[attr-defined]

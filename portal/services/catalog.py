@@ -10,31 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from portal import authz
 from portal.catalog import builder
 from portal.catalog.manifest import load_manifest, manifest_paths
 from portal.catalog.releases import Release, current_release, list_releases
-from portal.errors import ConfigError, Denied, NotFound
-from portal.identity import Principal, require_staff
+from portal.errors import ConfigError, NotFound
+from portal.identity import Principal
 from portal.services.attempts import use_case
 from portal.services.context import Context
 
-# The CLI acts as this staff principal when no --user is given: whoever can run `portal` on the
-# server can read PORTAL_HOME anyway, so the CLI is a staff tool by construction.
-SYSTEM = Principal(user_id=None, email="system", role="staff")
 
-
-def check_can_browse(principal: Principal) -> None:
-    """Raises Denied(sign_in_required) unless the principal is staff or an active member."""
-    if not (principal.is_staff or principal.is_member):
-        raise Denied("sign_in_required", "Sign in to browse the dataset catalog.")
-
-
-def can_browse(principal: Principal) -> bool:
-    try:
-        check_can_browse(principal)
-    except Denied:
-        return False
-    return True
+def _check_browse(ctx: Context, principal: Principal) -> None:
+    """Staff, active members, and the operator (the CLI without --user, who holds the home)."""
+    if not authz.is_operator(principal):
+        authz.check_browse(ctx.conn, principal)
 
 
 def _datasets_dir(ctx: Context):
@@ -52,7 +41,7 @@ def _release_or_none(ctx: Context, dataset_id: str) -> Release | None:
 def list_datasets(ctx: Context, principal: Principal) -> list[dict[str, Any]]:
     """One summary per bundled dataset card: id, title, standard, current release version,
     persons and tables. Raises Denied for anonymous principals."""
-    check_can_browse(principal)
+    _check_browse(ctx, principal)
     out = []
     for dataset_id, path in manifest_paths(_datasets_dir(ctx)).items():
         release = _release_or_none(ctx, dataset_id)
@@ -84,7 +73,7 @@ def describe_dataset(ctx: Context, principal: Principal, dataset_id: str) -> dic
     and columns with classifications and row counts, the current release and its
     de-identification report, and the small-cell-suppressed demographics. Staff also get
     ``release.path`` (dev partition) and ``release.holdout_path``. Raises Denied, NotFound."""
-    check_can_browse(principal)
+    _check_browse(ctx, principal)
     path = manifest_paths(_datasets_dir(ctx)).get(dataset_id)
     if path is None:
         raise NotFound("dataset_not_found", f"There is no dataset {dataset_id!r}.")
@@ -99,7 +88,7 @@ def describe_dataset(ctx: Context, principal: Principal, dataset_id: str) -> dic
         "history": [{"version": r["version"], "status": r["status"], "built_at": r["built_at"]}
                     for r in list_releases(ctx.conn, dataset_id)],
     }
-    if principal.is_staff:
+    if authz.can_staff_or_operator(ctx.conn, principal):
         info["path"] = str(release.dev_path)
         info["holdout_path"] = str(release.holdout_path)
     tables = [{"name": name, **{k: v for k, v in spec.items()}}
@@ -142,7 +131,7 @@ def build_releases(ctx: Context, principal: Principal, ids: Sequence[str] | None
     """Build and publish a release of each dataset (all bundled cards when ``ids`` is empty).
     Staff only. Stops at the first failure (which leaves that dataset's previous release
     current). Raises Denied, NotFound, ConfigError, UserError(build_in_progress)."""
-    require_staff(principal)
+    authz.check_staff_or_operator(ctx.conn, principal)
     targets = list(ids or manifest_paths(_datasets_dir(ctx)))
     results = []
     for dataset_id in targets:

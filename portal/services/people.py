@@ -16,12 +16,12 @@ from typing import Any
 
 from portal import audit
 from portal.access import grants
-from portal.access.actors import check_staff
 from portal.access.reviews import clean_text
 from portal.access.states import check_transition
-from portal.errors import InvalidInput, NotFound, Rejected
+from portal.authz import check_staff
+from portal.errors import Denied, InvalidInput, NotFound, Rejected
 from portal.identity import Principal
-from portal.services.access import audited_attempt
+from portal.services.access import access_ended, audited_attempt
 from portal.services.attempts import use_case
 from portal.services.context import Context
 from portal.store import people
@@ -98,11 +98,13 @@ def invite_member(ctx: Context, principal: Principal, team: str, email: str,
 def _set_member_status(ctx: Context, principal: Principal, email: str, action: str,
                        reason: str | None) -> dict[str, Any]:
     def work() -> dict[str, Any]:
-        check_staff(ctx.conn, principal)
+        staff = check_staff(ctx.conn, principal)
         row = people.get_user_by_email(ctx.conn, _email(email))
-        if row is None or row["role"] != "member":
-            raise NotFound("unknown_member", "There is no startup team member with that "
-                                             "e-mail address.")
+        if row is None or row["role"] not in ("member", "staff"):
+            raise NotFound("unknown_member", "There is no startup team member or staff account "
+                                             "with that e-mail address.")
+        if row["id"] == staff["id"]:
+            raise Denied("own_account", "Another member of staff must change your own account.")
         target = {"suspend": "suspended", "remove": "removed"}.get(action)
         if target is None:  # reactivate: back to invited when they never signed in
             target = "active" if row["subject"] else "invited"
@@ -110,6 +112,9 @@ def _set_member_status(ctx: Context, principal: Principal, email: str, action: s
         text = clean_text(reason, "reason_required", "a reason", 2000, action != "reactivate")
         ctx.conn.execute("UPDATE users SET status = ? WHERE id = ?", (target, row["id"]))
         team = people.team_of_user(ctx.conn, row["id"])
+        if team is not None and target in ("suspended", "removed"):
+            access_ended(ctx.conn, actor=principal.actor, team=team["slug"],
+                         member=row["email"], reason=f"member_{target}")
         audit.record(ctx.conn, actor=principal.actor, team=team["slug"] if team else None,
                      action=f"member.{action}", target=f"user:{row['email']}",
                      decision="done", reason=text or None,
@@ -124,8 +129,11 @@ def _set_member_status(ctx: Context, principal: Principal, email: str, action: s
 @use_case("member.suspend", "user:{email}")
 def suspend_member(ctx: Context, principal: Principal, email: str,
                    reason: str) -> dict[str, Any]:
-    """Suspend a member: refused at their next click and query. Raises Denied (``staff_only``,
-    ``invalid_transition``), NotFound (``unknown_member``), InvalidInput (``reason_required``)."""
+    """Suspend a member (or a member of staff): refused at their next click and query; the
+    member's queued runs and unreleased reports end with their access
+    (:func:`portal.services.access.access_ended`). Raises Denied (``staff_only``,
+    ``own_account``, ``invalid_transition``), NotFound (``unknown_member``), InvalidInput
+    (``reason_required``)."""
     return _set_member_status(ctx, principal, email, "suspend", reason)
 
 
@@ -151,6 +159,9 @@ def _set_team_status(ctx: Context, principal: Principal, slug: str, action: str,
         check_transition("team", row["status"], target, action)
         text = clean_text(reason, "reason_required", "a reason", 2000, action == "suspend")
         ctx.conn.execute("UPDATE teams SET status = ? WHERE id = ?", (target, row["id"]))
+        if target == "suspended":
+            access_ended(ctx.conn, actor=principal.actor, team=row["slug"],
+                         reason="team_suspended")
         audit.record(ctx.conn, actor=principal.actor, team=row["slug"], action=f"team.{action}",
                      target=f"team:{row['slug']}", decision="done", reason=text or None)
         return {"team": row["slug"], "status": target}

@@ -8,12 +8,13 @@ counts — never result values (ARCHITECTURE section 6, property 4).
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from portal import audit
+from portal import audit, authz
 from portal.access.grants import Grant, check_active_grant
 from portal.errors import (
     Denied,
@@ -22,11 +23,13 @@ from portal.errors import (
     NotFound,
     PortalError,
     QuotaExceeded,
+    Rejected,
     UserError,
 )
 from portal.identity import Principal
-from portal.policy.model import Tier
-from portal.query import executor
+from portal.policy.engine import ResolvedTier
+from portal.policy.model import DpSettings, Tier
+from portal.query import dp_noise, executor
 from portal.query.executor import QueryResult
 from portal.query.extracts import build_extract, extract_schema
 from portal.query.pool import WorkerPool, get_pool
@@ -34,6 +37,7 @@ from portal.query.preflight import sql_hash
 from portal.services.attempts import describe_failure, use_case
 from portal.services.context import Context
 from portal.services.policies import resolved_tier
+from portal.store import dp_ledger
 from portal.store.db import transaction, utcnow
 
 AUDIT_SQL_CHARS = 8192
@@ -41,7 +45,8 @@ ACTION = "query.run"
 
 __all__ = ["QueryResult", "run_query", "query_history", "save_query", "list_saved_queries",
            "delete_saved_query", "share_saved_query", "schema_for", "can_download",
-           "extract_for", "query_budget", "close_abandoned_runs"]
+           "download_result", "extract_for", "query_budget", "close_abandoned_runs",
+           "preview_query", "privacy_budget", "privacy_status"]
 
 
 def _iso(moment: datetime) -> str:
@@ -80,12 +85,42 @@ def check_budget(ctx: Context, principal: Principal, grant: Grant, tier: Tier,
 @use_case("query.budget", "dataset:{dataset_id}")
 def query_budget(ctx: Context, principal: Principal, dataset_id: str) -> dict[str, Any]:
     """The principal's query budget on ``dataset_id`` under the team's grant:
-    ``{"dataset", "tier", "windows": [...]}`` (see :func:`budget_use`). Raises Denied (no active
+    ``{"dataset", "tier", "windows": [...], "privacy"}`` (see :func:`budget_use`; ``privacy``:
+    the team's differential-privacy budget, see :func:`privacy_budget`, or None when the tier
+    keeps none). Raises Denied (no active
     grant), NotFound or ConfigError as :func:`run_query` would."""
     grant = check_active_grant(ctx.conn, principal, dataset_id)
     _, resolved = resolved_tier(ctx, dataset_id, grant.tier)
+    dp_settings = resolved.settings.dp
     return {"dataset": dataset_id, "tier": grant.tier,
-            "windows": budget_use(ctx, principal, grant, resolved.settings)}
+            "windows": budget_use(ctx, principal, grant, resolved.settings),
+            "privacy": privacy_budget(ctx, grant, dp_settings) if dp_settings else None}
+
+
+@use_case("query.preview", "dataset:{dataset_id}")
+def preview_query(ctx: Context, principal: Principal, dataset_id: str,
+                  sql: str) -> dict[str, Any]:
+    """Before running ``sql``: in a DP tier, what it will cost and how precise each aggregate
+    column will be (95% half-widths), and the budget left. Nothing runs and nothing is
+    charged. ``{"dp": False}`` for tiers without a privacy budget. Raises as :func:`run_query`
+    does before execution (Denied, NotFound, Rejected)."""
+    grant = check_active_grant(ctx.conn, principal, dataset_id)
+    release, resolved = resolved_tier(ctx, dataset_id, grant.tier)
+    dp_settings = resolved.settings.dp
+    if dp_settings is None:
+        return {"dp": False}
+    plan = executor.prepare(sql, resolved, release).dp_plan
+    shown: dict[str, Any] = {"dp": True, "cost_rho": 0.0, "cached": False, "columns": [],
+                             "groups": None, "budget": privacy_budget(ctx, grant, dp_settings)}
+    if plan is None:
+        return shown  # no personal data: exact and free
+    cached = dp_ledger.is_answered(ctx.conn, grant.team, grant.dataset_id,
+                                   plan.canonical(resolved))
+    shown.update(cost_rho=0.0 if cached else plan.rho, cached=cached,
+                 columns=dp_noise.expected_half_widths(plan),
+                 groups="public" if plan.public_keys is not None else "selected",
+                 selection_threshold=plan.selection[1] if plan.selection else None)
+    return shown
 
 
 def _start_run(ctx: Context, principal: Principal, grant: Grant, tier: Tier, query_id: str,
@@ -123,7 +158,8 @@ def run_query(ctx: Context, principal: Principal, dataset_id: str, sql: str,
     try:
         result = _run(ctx, principal, dataset_id, sql, pool, query_id, digest, state)
     except PortalError as exc:
-        shown = exc if isinstance(exc, UserError) else InternalError()
+        shown = governed_error(exc, state["tier"]) if isinstance(exc, UserError) \
+            else InternalError()
         state["cause"] = exc.code  # staff see the real cause (e.g. invalid_configuration)
         _finish(ctx, principal, dataset_id, sql, digest, query_id, state, started, None, shown)
         raise shown from None
@@ -136,6 +172,32 @@ def run_query(ctx: Context, principal: Principal, dataset_id: str, sql: str,
     return result
 
 
+_MISSING_COLUMN = (re.compile(r'Referenced column "([^"]{1,200})" not found'),
+                   re.compile(r'does not have a column named "([^"]{1,200})"'))
+_ENGINE_PREFIX = re.compile(r"^\s*[A-Za-z ]{1,40} Error:\s*")
+
+
+def governed_error(exc: UserError, tier: str | None) -> UserError:
+    """What a member sees of DuckDB's refusal of their query: a column their extract does not
+    hold (never released by the tier, or not existing at all — the two are not told apart)
+    becomes ``column_not_in_extract``; any other engine refusal keeps its code with only its
+    first sentence, without DuckDB's ``Binder Error:``-style prefix, candidate lists or the
+    caret picture of the query. Other errors pass unchanged."""
+    if not isinstance(exc, Rejected) or exc.code != "query_error":
+        return exc
+    for pattern in _MISSING_COLUMN:
+        found = pattern.search(exc.message)
+        if found:
+            where = f"the {tier} tier does not release it" if tier else "it is not released"
+            return Rejected("column_not_in_extract",
+                            f'Column "{found.group(1)}" is not in your extract: {where}, or no '
+                            f"table has it. The schema panel lists the columns you can query.")
+    first = _ENGINE_PREFIX.sub("", exc.message.split("\n", 1)[0]).strip()
+    if first == exc.message.strip():
+        return exc
+    return Rejected("query_error", f"The query was refused: {first or 'it could not run.'}")
+
+
 def _run(ctx: Context, principal: Principal, dataset_id: str, sql: str,
          pool: WorkerPool | None, query_id: str, digest: str, state: dict[str, Any]
          ) -> QueryResult:
@@ -145,10 +207,75 @@ def _run(ctx: Context, principal: Principal, dataset_id: str, sql: str,
     _start_run(ctx, principal, grant, resolved.settings, query_id,
                sql if isinstance(sql, str) else "", digest)
     state["run"] = True
-    prepared = executor.prepare(sql, resolved)
+    prepared = executor.prepare(sql, resolved, release)
     state["pre"] = prepared.pre
+    if prepared.dp_plan is not None:
+        return _run_dp(ctx, grant, release, resolved, prepared, pool, query_id, state)
     return executor.execute(ctx.settings, pool or get_pool(ctx.settings), release, resolved,
                             prepared, query_id)
+
+
+def _run_dp(ctx: Context, grant: Grant, release: Any, resolved: ResolvedTier,
+            prepared: executor.Prepared, pool: WorkerPool | None, query_id: str,
+            state: dict[str, Any]) -> QueryResult:
+    """Charge the team's privacy budget (or replay the identical query's answer), run, and
+    keep the noisy answer for replay. Raises QuotaExceeded(``privacy_budget_exhausted``)."""
+    plan = prepared.dp_plan
+    dp_settings = resolved.settings.dp
+    assert plan is not None and dp_settings is not None
+    key = plan.canonical(resolved)
+    state["dp"] = {"query_key": key, "cost_rho": plan.rho, "delta": plan.delta}
+    charged = dp_ledger.charge(
+        ctx.conn, team=grant.team, dataset_id=grant.dataset_id,
+        release_version=release.version, tier=grant.tier, query_key=key, query_id=query_id,
+        rho=plan.rho, delta=plan.delta, budget_rho=dp_settings.budget_rho,
+        budget_delta=dp_settings.delta / 2)
+    if charged.cached is not None:
+        state["dp"].update(cost_rho=0.0, cached=True)
+        result = executor.replay(charged.cached, query_id, resolved)
+    else:
+        try:
+            result = executor.execute(ctx.settings, pool or get_pool(ctx.settings), release,
+                                      resolved, prepared, query_id)
+        except PortalError as exc:
+            dp_ledger.record_failure(ctx.conn, grant.team, grant.dataset_id, key, exc.code)
+            raise
+        except BaseException:
+            dp_ledger.record_failure(ctx.conn, grant.team, grant.dataset_id, key,
+                                     "internal_error")
+            raise
+        dp_ledger.record_answer(ctx.conn, grant.team, grant.dataset_id, key,
+                                executor.ledger_answer(result))
+    result.privacy = dict(result.privacy or {}, **privacy_budget(ctx, grant, dp_settings))
+    return result
+
+
+def privacy_status(ctx: Context, principal: Principal, dataset_id: str) -> dict[str, Any] | None:
+    """The team's privacy budget on ``dataset_id`` for display (see :func:`privacy_budget`),
+    or None when there is no active grant or its tier keeps no budget. A plain read for page
+    reruns: never raises, writes no audit event (like :func:`can_download`)."""
+    try:
+        grant = check_active_grant(ctx.conn, principal, dataset_id)
+        _, resolved = resolved_tier(ctx, dataset_id, grant.tier)
+    except PortalError:
+        return None
+    dp_settings = resolved.settings.dp
+    return privacy_budget(ctx, grant, dp_settings) if dp_settings else None
+
+
+def privacy_budget(ctx: Context, grant: Grant, dp_settings: DpSettings) -> dict[str, Any]:
+    """The team's privacy budget on the grant's dataset: spent and left (ρ), the queries left
+    at this tier's cost, and the (ε, δ) statement of the whole budget and of what is spent."""
+    used = dp_ledger.spent(ctx.conn, grant.team, grant.dataset_id)
+    left = max(0.0, dp_settings.budget_rho - used.rho)
+    return {
+        "budget_rho": dp_settings.budget_rho, "spent_rho": round(used.rho, 12),
+        "left_rho": round(left, 12), "rho_per_query": dp_settings.rho_per_query,
+        "queries_left": int((left + 1e-12) // dp_settings.rho_per_query),
+        "queries_charged": used.queries, "delta": dp_settings.delta,
+        "epsilon_budget": dp_ledger.epsilon(dp_settings.budget_rho, dp_settings.delta / 2),
+        "epsilon_spent": dp_ledger.epsilon(used.rho, dp_settings.delta / 2),
+    }
 
 
 def _finish(ctx: Context, principal: Principal, dataset_id: str, sql: Any, digest: str,
@@ -167,6 +294,7 @@ def _finish(ctx: Context, principal: Principal, dataset_id: str, sql: Any, diges
         "rows_suppressed": result.suppressed if result else 0,
         "cells_suppressed": result.suppressed_cells if result else 0,
         "truncated": bool(result.truncated) if result else False, "duration_ms": duration,
+        **({"privacy": state["dp"]} if state.get("dp") else {}),
         **state.get("failure", {}),
     }
     decision = "allowed" if error is None else _decision(error)
@@ -314,22 +442,30 @@ def schema_for(ctx: Context, principal: Principal,
 
 def can_download(ctx: Context, principal: Principal, dataset_id: str,
                  result: QueryResult | None = None) -> bool:
-    """Whether the tier lets this principal download ``result``: ``none`` never, ``rows`` yes,
-    ``aggregates`` only for aggregate results. False when there is no active grant."""
-    try:
-        grant = check_active_grant(ctx.conn, principal, dataset_id)
-        _, resolved = resolved_tier(ctx, dataset_id, grant.tier)
-    except PortalError:
-        return False
-    if result is not None and (result.dataset_id != dataset_id or result.tier != grant.tier):
-        return False
-    mode = resolved.settings.download
-    if mode == "rows":
-        return True
-    if mode == "aggregates":
-        return resolved.settings.result_mode == "aggregate" and (
-            result is None or result.result_mode == "aggregate")
-    return False
+    """Whether the tier lets this principal download ``result`` now
+    (:func:`portal.authz.check_download`): for showing or hiding the download button."""
+    return authz.can_download(ctx.conn, ctx.settings, principal, dataset_id, result)
+
+
+@use_case("query.download", "dataset:{dataset_id}")
+def download_result(ctx: Context, principal: Principal, dataset_id: str,
+                    result: QueryResult | None, fmt: str = "csv") -> QueryResult:
+    """A result leaving the platform (the Download button, at the moment it is clicked): the
+    grant and the tier's ``download`` rule are re-read now (:func:`portal.authz.check_download`)
+    — a grant revoked or expired since the result was shown refuses the download — and the
+    download is audited (who, which query, how many rows, which format — ``csv`` or
+    ``parquet``; never the values). Returns the result
+    to export. Raises Denied (grant codes, ``download_not_allowed``, ``result_not_yours``),
+    NotFound(``no_result``)."""
+    if result is None:
+        raise NotFound("no_result", "There is no result to download; run the query first.")
+    authz.check_download(ctx.conn, ctx.settings, principal, dataset_id, result)
+    audit.record(ctx.conn, actor=principal.actor, team=principal.team, action="query.download",
+                 target=f"dataset:{dataset_id}", decision="done",
+                 details={"query_id": str(result.query_id)[:64], "rows": len(result.rows),
+                          "tier": result.tier,
+                          "format": "parquet" if fmt == "parquet" else "csv"})
+    return result
 
 
 def extract_for(ctx: Context, dataset_id: str, tier: str) -> Path:
@@ -344,11 +480,11 @@ def prune_extracts(ctx: Context, principal: Principal) -> list[str]:
     """Staff: delete extract files that no current (release, tier) resolves to any more (left by
     a policy or release change). Returns the removed file names; one audit event. Open handles
     in workers keep working (the file is unlinked, not truncated)."""
-    from portal.identity import require_staff
+    from portal.authz import check_staff
     from portal.query.extracts import extract_path
     from portal.services.policies import current_releases, policies
 
-    require_staff(principal)
+    check_staff(ctx.conn, principal)
     keep = set()
     releases = current_releases(ctx)
     for dataset_id, policy in policies(ctx).items():

@@ -13,9 +13,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from portal import audit
+from portal import audit, authz
 from portal.errors import Denied, InvalidInput, InvalidUpload, NotFound, QuotaExceeded
-from portal.identity import Principal, require_staff
+from portal.identity import Principal
 from portal.services.attempts import use_case
 from portal.services.context import Context
 from portal.store.db import transaction, utcnow
@@ -87,18 +87,15 @@ def quota_status(ctx: Context, principal: Principal, card: TaskCard) -> dict[str
             "ladder_margin": card.disclosure.ladder_margin}
 
 
-def _check_member(principal: Principal) -> str:
-    if not principal.is_member:
-        raise Denied("not_a_member", "Only members of a startup team can submit models.")
-    return str(principal.team)
+def _check_member(ctx: Context, principal: Principal) -> str:
+    _, team = authz.check_member(ctx.conn, principal)
+    return str(team["slug"])
 
 
 def _check_grant(ctx: Context, principal: Principal, card: TaskCard) -> None:
     if not card.grant_required:
         return
-    from portal.access.grants import check_active_grant
-
-    check_active_grant(ctx.conn, principal, card.dataset)
+    authz.check_dataset(ctx.conn, principal, card.dataset)
 
 
 def clean_model_card(model_card: dict[str, Any]) -> dict[str, str]:
@@ -182,7 +179,7 @@ def submit(ctx: Context, principal: Principal, task_id: str, upload: BinaryIO | 
     action, target = f"sandbox.{'submit' if kind == 'validation' else 'dry_run'}", f"task:{task_id}"
     card = get_task(ctx, task_id)
     try:
-        team = _check_member(principal)
+        team = _check_member(ctx, principal)
         _check_grant(ctx, principal, card)
         _check_quota(ctx, card, team, kind, final)
         meta = clean_model_card(model_card)
@@ -237,9 +234,15 @@ def dry_run(ctx: Context, principal: Principal, task_id: str, upload: BinaryIO |
 
 def _visible_run(ctx: Context, principal: Principal, run_id: int) -> sqlite3.Row:
     run = runs.get_run(ctx.conn, run_id)
-    if principal.is_staff or (principal.is_member and run["team"] == principal.team):
-        return run
-    raise NotFound("run_not_found", "There is no such validation run.")
+    if not authz.is_operator(principal):
+        authz.check_view_run(ctx.conn, principal, run)
+    return run
+
+
+def _results_visible(ctx: Context, principal: Principal, run: sqlite3.Row) -> bool:
+    if authz.is_operator(principal):
+        return True
+    return authz.can_read_report(ctx.conn, principal, run)
 
 
 @use_case("sandbox.run.view", "run:{run_id}")
@@ -250,7 +253,8 @@ def run_status(ctx: Context, principal: Principal, run_id: int) -> dict[str, Any
     Ladder's, or a final report's rounded figure) once the report is visible. Staff also get
     ``exact_primary``, ``flagged`` and ``singling_out`` (the check of the run's scores)."""
     run = _visible_run(ctx, principal, int(run_id))
-    team_sees = run["status"] in states.VISIBLE_TO_TEAM and bool(run["released_file"])
+    is_staff = authz.can_staff_or_operator(ctx.conn, principal)
+    team_sees = bool(run["released_file"]) and _results_visible(ctx, principal, run)
     status = {
         "id": run["id"], "kind": run["kind"], "task": run["task_id"],
         "task_version": run["task_version"], "protocol_hash": run["protocol_hash"],
@@ -259,13 +263,13 @@ def run_status(ctx: Context, principal: Principal, run_id: int) -> dict[str, Any
         "message": run["message"], "model": f"{run['model_name']} {run['model_version']}",
         "model_sha256": run["sha256"], "release_version": run["release_version"],
         "created_at": run["created_at"], "finished_at": run["finished_at"],
-        "primary_value": (run["primary_value"] if principal.is_staff else
+        "primary_value": (run["primary_value"] if is_staff else
                           run["released_primary"] if team_sees else None),
-        "report_available": bool(run["report_file"]) if principal.is_staff else team_sees,
+        "report_available": bool(run["report_file"]) if is_staff else team_sees,
         "review_reason": run["review_reason"] if run["status"] == "withheld" else None,
         "rerun_of": run["rerun_of"], "final": bool(run["final_report"]),
     }
-    if principal.is_staff:
+    if is_staff:
         status.update(released_primary=run["released_primary"], flagged=bool(run["flagged"]),
                       singling_out=json.loads(run["singling_out"])
                       if run["singling_out"] else None,
@@ -276,10 +280,16 @@ def run_status(ctx: Context, principal: Principal, run_id: int) -> dict[str, Any
 @use_case("sandbox.runs.list")
 def list_runs(ctx: Context, principal: Principal, task_id: str | None = None,
               status: str | None = None) -> list[dict[str, Any]]:
-    """Staff see every run; members see their team's runs only."""
-    if not (principal.is_staff or principal.is_member):
-        raise Denied("not_a_member", "Sign in as a team member or staff to see runs.")
-    team = None if principal.is_staff else principal.team
+    """Staff (and the operator) see every run; members see their team's runs only."""
+    if authz.can_staff_or_operator(ctx.conn, principal):
+        team = None
+    else:
+        try:
+            team = authz.check_member(ctx.conn, principal)[1]["slug"]
+        except Denied as exc:
+            if exc.code in ("user_suspended", "team_suspended"):
+                raise
+            raise Denied("not_a_member", "Sign in as a team member or staff to see runs.") from None
     rows = runs.list_runs(ctx.conn, team=team, status=status, task_id=task_id)
     return [run_status(ctx, principal, r["id"]) for r in rows]
 
@@ -311,15 +321,20 @@ def released_report(ctx: Context, principal: Principal, run_id: int, fmt: str = 
     as the team's Ladder shows it (``metrics`` is null). Its receipt also signs the exact
     report's hash.
 
-    Members of the run's team get it once the run is completed or released; staff may read it
-    at any time after that, to see what the team sees. Raises NotFound (another team's run, or
-    no report), Denied(code='report_not_released') while it awaits review or was withheld.
+    Members of the run's team get it once the run is completed or released, and only while
+    the team still holds the grant the task needs (re-read at every read:
+    :func:`portal.authz.check_read_report`); staff may read it at any time after that, to see
+    what the team sees. Raises NotFound (another team's run, or no report),
+    Denied(code='report_not_released') while it awaits review or was withheld, or a grant code.
     Audited (``sandbox.report.view``, view ``released``)."""
     run = _visible_run(ctx, principal, int(run_id))
+    staff = authz.can_staff_or_operator(ctx.conn, principal)
     if run["status"] not in states.VISIBLE_TO_TEAM or not run["released_file"]:
-        if run["status"] == "failed" or (principal.is_staff and not run["report_file"]):
+        if run["status"] == "failed" or (staff and not run["report_file"]):
             raise NotFound("report_not_found", "This run has no report (see its outcome).")
         raise _not_released(ctx, principal, run)
+    if not staff:  # the grant the task needs, re-read at every read (revoked, expired by time)
+        authz.check_read_report(ctx.conn, principal, run)
     return _document(ctx, principal, run, run["released_file"], fmt, "released")
 
 
@@ -329,7 +344,7 @@ def staff_report(ctx: Context, staff: Principal, run_id: int, fmt: str = "json")
     staff-only score cells and the singling-out check (``review.singling_out``), whatever the
     run's status. Staff only. Raises Denied (not staff), NotFound. Audited
     (``sandbox.report.view``, view ``exact``)."""
-    require_staff(staff)
+    authz.check_staff_or_operator(ctx.conn, staff)
     run = runs.get_run(ctx.conn, int(run_id))
     if not run["report_file"]:
         raise NotFound("report_not_found", "This run has no report (see its outcome).")
@@ -340,15 +355,17 @@ def staff_report(ctx: Context, staff: Principal, run_id: int, fmt: str = "json")
 def report(ctx: Context, principal: Principal, run_id: int, fmt: str = "json") -> Any:
     """The report the principal's role sees: :func:`staff_report` for staff,
     :func:`released_report` for everyone else. New code should call one of those two."""
-    if principal.is_staff:
+    if authz.can_staff_or_operator(ctx.conn, principal):
         return staff_report(ctx, principal, run_id, fmt)
     return released_report(ctx, principal, run_id, fmt)
 
 
 def _review(ctx: Context, staff: Principal, run_id: int, new: str, reason: str | None) -> None:
-    require_staff(staff)
+    authz.check_staff_or_operator(ctx.conn, staff)
     with transaction(ctx.conn):
         run = runs.get_run(ctx.conn, int(run_id))
+        if new == "released":  # results leave the platform only while the team may see them
+            authz.check_run_access(ctx.conn, run)
         runs.set_status(ctx.conn, run["id"], new, reviewed_by=staff.actor, review_reason=reason,
                         reviewed_at=utcnow())
         if new == "released" and run["kind"] == "validation" and run["report_file"] \
@@ -383,8 +400,9 @@ def withhold_run(ctx: Context, staff: Principal, run_id: int, reason: str) -> di
 @use_case("sandbox.rerun", "task:{task_id}")
 def rerun_latest(ctx: Context, staff: Principal, task_id: str) -> list[int]:
     """Queue the latest released (or completed) model of every team on the task's current
-    card and the dataset's current release. Returns the new run ids (no team quota used)."""
-    require_staff(staff)
+    card and the dataset's current release, for teams that still hold the task's grant.
+    Returns the new run ids (no team quota used)."""
+    authz.check_staff_or_operator(ctx.conn, staff)
     card = get_task(ctx, task_id)
     latest = ctx.conn.execute(
         "SELECT team, max(id) AS id FROM sandbox_runs WHERE task_id = ? AND kind = 'validation'"
@@ -394,6 +412,9 @@ def rerun_latest(ctx: Context, staff: Principal, task_id: str) -> list[int]:
     with transaction(ctx.conn):
         for row in latest:
             source = runs.get_run(ctx.conn, row["id"])
+            if not authz.can_team_access(ctx.conn, source["team"],
+                                         card.dataset if card.grant_required else None):
+                continue
             run_id = runs.insert_run(ctx.conn, kind="validation", card=card, team=source["team"],
                                      requested_by=staff.actor, model_id=source["model_id"],
                                      rerun_of=source["id"])
@@ -417,7 +438,7 @@ def export_holdout(ctx: Context, staff: Principal, task_id: str, out: Path) -> i
     from portal.outputs import atomic_output, check_output
     from sandbox import features
 
-    require_staff(staff)
+    authz.check_staff_or_operator(ctx.conn, staff)
     check_output(ctx.settings, out)
     card = get_task(ctx, task_id)
     release = current_release(ctx.conn, ctx.settings, card.dataset)

@@ -27,9 +27,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from portal import audit
-from portal.access.actors import can_staff, check_member_team, check_staff
 from portal.access.grants import to_text
 from portal.access.reviews import clean_text
+from portal.authz import can_staff, check_member, check_staff
 from portal.catalog.manifest import manifest_paths
 from portal.errors import Denied, InvalidInput, NotFound, Rejected
 from portal.identity import Principal, principal_from_row
@@ -156,7 +156,7 @@ def create_token(ctx: Context, principal: Principal, name: str, datasets: Iterab
     digest = token_hash(ctx, token)
 
     with transaction(ctx.conn):
-        user, team = check_member_team(ctx.conn, principal)
+        user, team = check_member(ctx.conn, principal)
         label = clean_text(name, "invalid_name", "a name for the token", 100, True)
         chosen_datasets = _choices(datasets, known_datasets(ctx), "datasets", MAX_DATASETS)
         chosen_actions = _choices(actions, ACTIONS, "actions", len(ACTIONS))
@@ -283,7 +283,7 @@ def authenticate(ctx: Context, raw: str | None, action: str | None, dataset: str
     user = ctx.conn.execute("SELECT * FROM users WHERE id = ?", (row["user_id"],)).fetchone()
     principal = principal_from_row(ctx.conn, user)
     try:
-        _, team = check_member_team(ctx.conn, principal)
+        _, team = check_member(ctx.conn, principal)
     except Denied as exc:
         raise _refuse(ctx, exc.code, exc.message, **who) from None
     if team["id"] != row["team_id"]:

@@ -3,6 +3,8 @@ non-markdown elements."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -103,6 +105,19 @@ def demographics_chart(demo: dict) -> None:
                "suppressed here).")
 
 
+def results_label(tier: Any) -> str:
+    """What a tier's results are, as the catalog says it (suppression mode is labelled as not
+    safe against differencing)."""
+    if tier.result_mode == "rows":
+        return "rows"
+    if tier.disclosure == "dp":
+        return (f"differentially private aggregates: each query costs ρ "
+                f"{tier.dp.rho_per_query:g} of a team budget of ρ {tier.dp.budget_rho:g} "
+                f"per dataset; estimates shown with their 95% margin")
+    return (f"exact aggregates, not safe against differencing (groups under "
+            f"{tier.min_persons} persons suppressed)")
+
+
 def tiers(policy: DatasetPolicy | None) -> None:
     if policy is None:
         st.info("No access tiers are defined for this dataset yet.")
@@ -113,8 +128,7 @@ def tiers(policy: DatasetPolicy | None) -> None:
             st.text(tier.description)
             rules = tier.request
             st.dataframe([
-                {"what": "results", "allows": "rows" if tier.result_mode == "rows" else
-                 f"aggregates only, each backed by at least {tier.min_persons} persons"},
+                {"what": "results", "allows": results_label(tier)},
                 {"what": "rows per result", "allows": f"at most {tier.max_rows:,}"},
                 {"what": "download", "allows": tier.download},
                 {"what": "longest grant", "allows": f"{tier.max_grant_days} days"},

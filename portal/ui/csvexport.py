@@ -1,15 +1,24 @@
 """CSV and Parquet export of tables shown in the browser. CSV is safe to open in a
 spreadsheet: cells that a spreadsheet would run as a formula (starting with = + - @, tab or
 carriage return) are prefixed with an apostrophe. No streamlit here, so the CLI could reuse
-it."""
+it.
+
+Query results leave the platform only through :func:`result_download`: the file is made when
+the Download button is clicked, after the grant and the tier's download rule are re-checked and
+the download audited (``portal.services.query.download_result``). Grids never offer their own
+export (``client.disableDataExport``; see ``portal.ui.workspace.show_result``)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portal.config import Settings
+    from portal.identity import Principal
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -58,3 +67,27 @@ def neutral_text(value: Any) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
     return str(value)
+
+
+def result_download(settings: Settings, principal: Principal, dataset_id: str, result: Any,
+                    fmt: str, make: Callable[[], str | bytes]) -> Callable[[], str | bytes]:
+    """The ``data`` of a result's Download button: called only when it is clicked (Streamlit
+    runs it on its own thread, so it opens its own store connection). It re-checks the grant
+    and the tier's download rule at that moment and audits the download (``fmt``), then
+    returns ``make()``; a refusal downloads a one-line text saying why instead of the rows."""
+
+    def at_click() -> str | bytes:
+        from portal.errors import UserError
+        from portal.services import query
+        from portal.services.context import Context
+
+        ctx = Context.open(settings)
+        try:
+            query.download_result(ctx, principal, dataset_id, result, fmt)
+        except UserError as exc:
+            return f"Download refused ({exc.code}): {exc.message}\n"
+        finally:
+            ctx.close()
+        return make()
+
+    return at_click

@@ -150,7 +150,9 @@ def render(schema: dict[str, list[tuple[str, str]]], scope: str) -> EditorState:
     response = _code_editor(
         state[_MOUNTED_KEY][2], lang="sql", theme="default", shortcuts="vscode",
         height=[8, 24], focus=generation() > 0, completions=completions(schema),
-        response_mode="debounce", ghost_text="" if state[_MOUNTED_KEY][2] else PLACEHOLDER,
+        # blur too: clicking Run right after typing sends the latest text with the click
+        response_mode=["debounce", "blur"],
+        ghost_text="" if state[_MOUNTED_KEY][2] else PLACEHOLDER,
         options={"showLineNumbers": True, "wrap": True, "enableLiveAutocompletion": True},
         props={"style": {"borderRadius": "6px"}},
         key=f"ws_editor_{scope}_{generation()}")

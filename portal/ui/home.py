@@ -7,12 +7,13 @@ import streamlit as st
 from portal.identity import Principal
 from portal.services import access, admin, query, sandbox
 from portal.services.context import Context
-from portal.ui import widgets
+from portal.ui import budget, widgets
 
 
 def member_summary(ctx: Context, me: Principal, overview: dict) -> None:
     st.header("Active grants")
     widgets.grants_table(overview["grants"])
+    budget.home_gauges(ctx, me, overview["grants"])
     st.header("Open requests")
     widgets.requests_table(overview["open_requests"])
     recent_queries(ctx, me)

@@ -9,21 +9,46 @@ from typing import Any
 SUPPRESSED = "[suppressed]"
 
 
+# DuckDB's names for unnamed expressions that read badly in a header.
+_READABLE = {"count_star()": "count(*)"}
+
+
 def unique_columns(columns: list[str]) -> list[str]:
-    """Column names made unique for the grid (``count``, ``count (2)``, ...)."""
+    """Column names made readable and unique for the grid (``count_star()`` reads
+    ``count(*)``; repeats become ``count (2)``, ...)."""
     seen: dict[str, int] = {}
     names = []
     for name in columns:
-        label = str(name) or "?"
+        label = _READABLE.get(str(name), str(name)) or "?"
         seen[label] = seen.get(label, 0) + 1
         names.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
     return names
 
 
-def display_rows(result: Any) -> list[dict[str, Any]]:
-    """Rows as dicts keyed by unique column names; suppressed rows and cells read
-    ``[suppressed]``."""
+HALF_WIDTH = " ± (95%)"
+
+
+def display_columns(result: Any) -> list[str]:
+    """The grid's columns: the result's (made unique), and in DP tiers after each estimate its
+    95% half-width (``n ± (95%)``)."""
     names = unique_columns(list(result.columns))
+    widths = getattr(result, "half_widths", None)
+    if not widths:
+        return names
+    shown = []
+    for j, name in enumerate(names):
+        shown.append(name)
+        if any(row[j] is not None for row in widths if j < len(row)):
+            shown.append(name + HALF_WIDTH)
+    return shown
+
+
+def display_rows(result: Any) -> list[dict[str, Any]]:
+    """Rows as dicts keyed by :func:`display_columns`; suppressed rows and cells read
+    ``[suppressed]``; DP estimates are followed by their half-width."""
+    names = unique_columns(list(result.columns))
+    columns = set(display_columns(result))
+    widths = getattr(result, "half_widths", None) or []
     shown = []
     for i, row in enumerate(result.rows):
         row_hidden = bool(result.row_suppressed[i]) if i < len(result.row_suppressed) else False
@@ -32,6 +57,9 @@ def display_rows(result: Any) -> list[dict[str, Any]]:
         for j, value in enumerate(row):
             hidden = row_hidden or (j < len(cells) and bool(cells[j]))
             values[names[j]] = SUPPRESSED if hidden else value
+            if names[j] + HALF_WIDTH in columns:
+                width = widths[i][j] if i < len(widths) and j < len(widths[i]) else None
+                values[names[j] + HALF_WIDTH] = None if width is None else round(width, 2)
         shown.append(values)
     return shown
 
@@ -50,8 +78,16 @@ def notices(result: Any, max_rows: int | None = None) -> list[tuple[str, str]]:
     if result.suppressed_cells:
         found.append(("info", f"{result.suppressed_cells} cell(s) suppressed: backed by too few "
                               "persons."))
-    if result.result_mode == "aggregate":
-        found.append(("info", "Aggregate tier: counts and sums are rounded."))
+    privacy = getattr(result, "privacy", None)
+    if privacy:
+        cost = ("replayed from your team's earlier identical query, at no cost"
+                if privacy.get("cached") else f"cost ρ {privacy.get('cost_rho', 0):g}")
+        found.append(("info", "Differentially private: each estimate is shown with its 95% "
+                              f"half-width (noise only). This answer {cost}; "
+                              f"{privacy.get('queries_left', 0)} queries (ρ "
+                              f"{privacy.get('left_rho', 0):g}) left on this dataset."))
+    elif result.result_mode == "aggregate":
+        found.append(("info", "Aggregate tier: exact aggregates, counts and sums are rounded."))
     return found
 
 

@@ -13,7 +13,7 @@ from typing import Literal, NamedTuple
 
 import streamlit as st
 
-from portal import audit
+from portal import audit, authz
 from portal.config import Settings
 from portal.errors import ConfigError, Denied
 from portal.identity import Principal, record_refused_sign_in, sign_in
@@ -86,9 +86,9 @@ def resolve() -> Resolved:
         return Resolved("refused", refusal=refusal)
     if principal.is_unknown:
         return Resolved("unknown", principal)
-    if principal.is_staff:
+    if authz.can_staff(ctx.conn, principal):
         return Resolved("staff", principal)
-    if principal.is_member:
+    if authz.can_member(ctx.conn, principal):
         return Resolved("member", principal)
     return Resolved("no_role", principal)
 
@@ -125,7 +125,8 @@ def require_principal(role: Role = "any", page: str = "") -> Session:
         st.stop()
     ctx = context()
     widgets.signed_in_sidebar(principal)
-    allowed = {"staff": principal.is_staff, "member": principal.is_member, "any": True}[role]
+    allowed = {"staff": resolved.kind == "staff", "member": resolved.kind == "member",
+               "any": True}[role]
     if not allowed:
         audit.record(ctx.conn, actor=principal.actor, team=principal.team, action="ui.page",
                      target=f"page:{page or role}", decision="denied", reason=f"{role}_only")

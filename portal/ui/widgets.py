@@ -71,7 +71,7 @@ def how_to_join(principal: Principal | None) -> None:
 
 def signed_in_sidebar(principal: Principal) -> None:
     with st.sidebar:
-        role = "Platform staff" if principal.is_staff else f"Team {principal.team}"
+        role = "Platform staff" if principal.role == "staff" else f"Team {principal.team}"
         st.caption(f"Signed in as {md_escape(principal.email)} · {md_escape(role)}")
         sign_out_button("portal_sign_out")
 

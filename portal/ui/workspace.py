@@ -9,10 +9,10 @@ import streamlit as st
 
 from portal.errors import PortalError
 from portal.identity import Principal
-from portal.services import admin, query
+from portal.services import query
 from portal.services.context import Context
 from portal.ui import editor, results
-from portal.ui.csvexport import to_csv, to_parquet
+from portal.ui.csvexport import result_download, to_csv, to_parquet
 from portal.ui.errors import show_error
 from portal.ui.text import md_escape
 
@@ -92,13 +92,18 @@ def show_result(ctx: Context, me: Principal, dataset_id: str, sql: str,
     for level, sentence in results.notices(result):
         getattr(st, level)(sentence)
     rows = results.with_text_ids(results.display_rows(result))
-    columns = results.unique_columns(list(result.columns))
+    columns = results.display_columns(result)
     st.caption(f"{result.row_count} rows · tier {md_escape(result.tier)} · "
                f"{result.duration_ms:.0f} ms · query {result.query_id[:12]}")
     frame = pd.DataFrame(rows, columns=columns)
     helps = results.column_help(columns, described or {})
-    st.dataframe(frame, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.Column(c, help=h) for c, h in helps.items()})
+    if st.get_option("client.disableDataExport"):
+        st.dataframe(frame, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.Column(c, help=h)
+                                    for c, h in helps.items()})
+    else:  # the grid's own toolbar would offer a CSV download: show a grid without one
+        with st.container(height=420):
+            st.table(frame)
     quick_chart(rows)
     exports(ctx, me, dataset_id, result, columns, rows)
 
@@ -106,34 +111,40 @@ def show_result(ctx: Context, me: Principal, dataset_id: str, sql: str,
 def exports(ctx: Context, me: Principal, dataset_id: str, result: Any, columns: list[str],
             rows: list[dict]) -> None:
     """CSV and Parquet downloads, only where the tier's download rule allows this result; each
-    click is audited (format, rows)."""
+    click re-checks the grant and the rule and is audited (format, rows) before the file is
+    made (:func:`portal.ui.csvexport.result_download`)."""
     if not query.can_download(ctx, me, dataset_id, result):
         st.caption("Your tier does not allow downloading results.")
         return
     name = f"{dataset_id}-{result.query_id}"
     cols = st.columns(2)
-    cols[0].download_button("Download CSV", to_csv(columns, rows), file_name=f"{name}.csv",
-                            mime="text/csv", key="ws_download", on_click=admin.record_download,
-                            args=(ctx, me, dataset_id, result.query_id, len(rows)),
-                            kwargs={"fmt": "csv"})
-    cols[1].download_button("Download Parquet", lambda: to_parquet(columns, rows),
-                            file_name=f"{name}.parquet", mime="application/vnd.apache.parquet",
-                            key="ws_download_parquet", on_click=admin.record_download,
-                            args=(ctx, me, dataset_id, result.query_id, len(rows)),
-                            kwargs={"fmt": "parquet"})
+    for col, fmt, label, mime, make in (
+            (cols[0], "csv", "Download CSV", "text/csv", lambda: to_csv(columns, rows)),
+            (cols[1], "parquet", "Download Parquet", "application/vnd.apache.parquet",
+             lambda: to_parquet(columns, rows))):
+        col.download_button(label, result_download(ctx.settings, me, dataset_id, result, fmt,
+                                                   make),
+                            file_name=f"{name}.{fmt}", mime=mime,
+                            key="ws_download" if fmt == "csv" else "ws_download_parquet",
+                            on_click="ignore")
 
 
 def quick_chart(rows: list[dict]) -> None:
+    """A bar chart of two columns, drawn only when asked for (building it on every rerun
+    would cost more than the rest of the page)."""
     numeric = results.numeric_columns(rows)
     if not rows or not numeric or len(rows[0]) < 2:
         return
-    with st.expander("Quick chart"):
-        names = list(rows[0])
-        x = st.selectbox("X", names, key="ws_chart_x")
-        y = st.selectbox("Y", [n for n in numeric if n != x] or numeric, key="ws_chart_y")
-        data = pd.DataFrame([r for r in rows if r[y] != results.SUPPRESSED])
-        if not data.empty:
-            st.bar_chart(data, x=x, y=y)
+    if not st.toggle("Quick chart", key="ws_chart"):
+        return
+    names = list(rows[0])
+    cols = st.columns(2)
+    x = cols[0].selectbox("X", names, key="ws_chart_x")
+    y = cols[1].selectbox("Y", [n for n in numeric if n != x] or numeric, key="ws_chart_y")
+    # Plain field names: the chart reads "count(*)" or "sum(x)" as an aggregate of a field
+    data = pd.DataFrame([{"x": r[x], "y": r[y]} for r in rows if r[y] != results.SUPPRESSED])
+    if not data.empty:
+        st.bar_chart(data, x="x", y="y", x_label=x, y_label=y)
 
 
 def _one_line(sql: str, width: int = 90) -> str:
@@ -151,12 +162,16 @@ def saved_queries(ctx: Context, me: Principal, dataset_id: str, sql: str) -> Non
             show_error(exc)
             saved = []
         for item in saved:
-            cols = st.columns([5, 1])
+            cols = st.columns([5, 1, 1])
             whose = "yours" if item["mine"] else f"shared by {item['owner']}"
             shared = " · shared with your team" if item["mine"] and item["shared"] else ""
             cols[0].text(f"{item['name']} ({whose}{shared})\n{_one_line(item['sql_text'])}")
             cols[1].button("Load", key=f"ws_load_saved_{item['id']}", on_click=editor.load,
                            args=(item["sql_text"],))
+            if item["mine"]:
+                cols[2].button("Unshare" if item["shared"] else "Share",
+                               key=f"ws_share_saved_{item['id']}", on_click=_share,
+                               args=(ctx, me, item["id"], not item["shared"]))
         if not saved:
             st.text("No saved queries for this dataset yet.")
         cols = st.columns([3, 1, 1])
@@ -168,6 +183,13 @@ def saved_queries(ctx: Context, me: Principal, dataset_id: str, sql: str) -> Non
                 st.success(f"Saved as {md_escape(name)}.")
             except PortalError as exc:
                 show_error(exc)
+
+
+def _share(ctx: Context, me: Principal, saved_id: int, shared: bool) -> None:
+    try:
+        query.share_saved_query(ctx, me, saved_id, shared)
+    except PortalError as exc:
+        show_error(exc)
 
 
 def history(ctx: Context, me: Principal, dataset_id: str) -> None:

@@ -120,29 +120,39 @@ def test_teams_page_onboards_and_escapes_a_hostile_display_name(seeded):
     assert "a@delta.example" in texts(at)
 
 
+def _suspend_on_teams_page(email: str, reason: str):
+    """Staff apply the Teams page's default action (suspend) to ``email``."""
+    at = app("teams.py", claims(STAFF))
+    at.run()
+    at.text_input(key="member_email").input(email)
+    at.text_input(key="member_reason").input(reason)
+    [b for b in at.button if b.label == "Apply"][0].click().run()
+    return at
+
+
 def test_teams_page_suspends_a_member_who_is_refused_at_the_next_click(seeded):
     member = app("home.py", claims(FOUNDER))
     member.run()
     assert not member.error
-    at = app("teams.py", claims(STAFF))
-    at.run()
-    at.text_input(key="member_email").input(FOUNDER)
-    at.text_input(key="member_reason").input("Left the company.")
-    [b for b in at.button if b.label == "Apply"][0].click().run()
+    at = _suspend_on_teams_page(FOUNDER, "Left the company.")
     assert not at.error, [e.value for e in at.error]
     member.run()
     assert error_codes(member) == ["user_suspended"]
 
 
-def test_teams_page_refuses_suspending_staff_and_audits_it(seeded):
-    at = app("teams.py", claims(STAFF))
-    at.run()
-    at.text_input(key="member_email").input(REVIEWER)
-    at.text_input(key="member_reason").input("tamper")
-    [b for b in at.button if b.label == "Apply"][0].click().run()
-    assert error_codes(at) == ["unknown_member"]
-    assert audit.list_events(seeded.conn, action="member.suspend", decision="rejected") or \
-        audit.list_events(seeded.conn, action="member.suspend", decision="denied")
+def test_teams_page_refuses_suspending_ones_own_account_and_audits_it(seeded):
+    at = _suspend_on_teams_page(STAFF, "tamper")
+    assert error_codes(at) == ["own_account"]
+    refused = audit.list_events(seeded.conn, action="member.suspend")
+    assert [(e.decision, e.reason) for e in refused] == [("denied", "own_account")]
+
+
+def test_teams_page_suspends_a_staff_account_who_is_then_refused_staff_pages(seeded):
+    at = _suspend_on_teams_page(REVIEWER, "Left the data office.")
+    assert not at.error, [e.value for e in at.error]
+    reviewer = app("review_queue.py", claims(REVIEWER))
+    reviewer.run()
+    assert error_codes(reviewer) == ["user_suspended"]
 
 
 def test_audit_page_shows_chain_status_filters_and_exports_csv(requested):

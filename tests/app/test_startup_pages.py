@@ -113,7 +113,26 @@ def test_workspace_aggregate_tier_allows_download(released):
     at = run_sql(_workspace(), "SELECT gender_concept_id, count(*) FROM person GROUP BY 1")
     assert not at.error
     assert [b.label for b in at.get("download_button")] == ["Download CSV", "Download Parquet"]
-    assert "rounded" in texts(at)
+    # differentially private: estimates with their half-widths, and the budget gauge
+    assert "Differentially private" in texts(at) and "cost ρ 0.5" in texts(at)
+    frame = next(d.value for d in at.dataframe if "gender_concept_id" in d.value.columns)
+    assert list(frame.columns) == ["gender_concept_id", "count_star()",
+                                   "count_star() ± (95%)"]
+    assert list(frame["gender_concept_id"]) == ["8507", "8532"]  # ids shown as text
+    assert all(w > 0 for w in frame["count_star() ± (95%)"])
+    gauge = [p.proto.text for p in at.get("progress")]
+    assert any("ρ 0.5 of 5 spent, 9 queries left" in t for t in gauge), gauge
+
+
+def test_workspace_shows_cost_and_precision_before_running(released):
+    make_grant(released, "gamma-ai", "eunomia", "aggregate")
+    at = plain_editor(_workspace())
+    at.text_area(key="ws_sql").input("SELECT count(DISTINCT person_id) FROM person")
+    at.button(key="dp_check").click().run()
+    assert not at.error and "costs ρ 0.5 (10 queries left)" in texts(at)
+    precision = next(d.value for d in at.dataframe if "± (95%)" in d.value.columns)
+    assert list(precision["± (95%)"]) == [2]  # ρ 0.5 on one count of persons: σ = 1
+    assert query.query_history(released, _founder(released)) == []  # nothing ran
 
 
 def test_workspace_query_with_an_expired_grant_is_refused_with_the_reason(released):

@@ -148,3 +148,33 @@ def test_saved_queries_are_listed_through_the_service_for_the_owner(released):
     query.save_query(released, founder, "eunomia", "mine", "SELECT 1")
     at.run()
     assert "mine (yours)" in texts(at)
+
+
+def test_quick_chart_is_drawn_when_asked_for_even_with_aggregate_column_names(released):
+    make_grant(released, "gamma-ai", "eunomia", "row-level")
+    at = run_sql(_open(), "SELECT gender_concept_id, count(*), sum(year_of_birth) FROM person"
+                          " GROUP BY 1")
+    assert not at.get("vega_lite_chart")
+    at.toggle(key="ws_chart").set_value(True).run()
+    at.selectbox(key="ws_chart_y").set_value("sum(year_of_birth)").run()
+    assert not at.exception and at.get("vega_lite_chart")
+    assert list(at.dataframe[2].value.columns) == ["gender_concept_id", "count(*)",
+                                                   "sum(year_of_birth)"]
+
+
+def test_the_owner_shares_and_unshares_a_saved_query_with_one_click(released):
+    make_grant(released, "gamma-ai", "eunomia", "row-level")
+    make_user(released, COLLEAGUE, team="gamma-ai")
+    at = _open()
+    founder = principal_for_email(released.conn, FOUNDER)
+    saved = query.save_query(released, founder, "eunomia", "draft", LIGHT)
+    at.run()
+    at.button(key=f"ws_share_saved_{saved}").click().run()
+    assert "shared with your team" in texts(at)
+    mate = _open(COLLEAGUE)
+    assert "draft (shared by" in texts(mate)
+    assert not [b for b in mate.button if b.key and b.key.startswith("ws_share_saved_")]
+    at.button(key=f"ws_share_saved_{saved}").click().run()
+    assert "shared with your team" not in texts(at)
+    mate.run()
+    assert "draft" not in texts(mate)

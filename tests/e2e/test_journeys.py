@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -54,11 +55,10 @@ def _choose(page, label: str, option: str) -> None:
 
 
 def _outcomes(page) -> list[str]:
-    """The query ids and refusals on screen (each run shows a new query id; a refusal shows
-    ``code — message``)."""
+    """The query ids and refusals on screen (each run shows a new query id; a refusal is an
+    error box)."""
     ids = page.get_by_text(re.compile(r"query [0-9a-f]{12}")).all_inner_texts()
-    refusals = page.locator("[data-testid='stAlert']").filter(has_text=" — ")  # code — message
-    return ids + refusals.all_inner_texts()
+    return ids + page.locator("[data-testid='stAlertContentError']").all_inner_texts()
 
 
 def run_query(page, sql: str) -> float:
@@ -172,21 +172,26 @@ def test_aggregate_download_is_offered_and_audited(stack, browser):
     from portal.identity import principal_for_email
     from portal.services import access
     from portal.services.context import Context
+    from tests.factories_access import DIRECT_GRANT
 
     ctx = Context.open(stack.settings)
     try:
         staff = principal_for_email(ctx.conn, "staff@platform.example")
-        access.grant_access(ctx, staff, "acme-health", "eunomia", "aggregate", 30)
+        access.grant_access(ctx, staff, "acme-health", "eunomia", "aggregate", 30,
+                            **DIRECT_GRANT)
         shots = Shots("aggregate-download")
         page = new_page(browser)
         sign_in(page, stack, "analyst@acme-health.example")
         go(page, stack, "workspace", "SQL workspace")
         run_query(page, "SELECT gender_concept_id, count(*) AS persons FROM person GROUP BY 1")
-        page.get_by_text("counts and sums are rounded").wait_for()
+        page.get_by_text("Differentially private: each estimate").wait_for()
+        page.get_by_text("Privacy budget: ρ 0.5 of 5 spent").wait_for()
         shots(page, "aggregate-result")
         with page.expect_download() as download:
             page.get_by_role("button", name="Download CSV").click()
         assert download.value.suggested_filename.startswith("eunomia-")
+        header = Path(download.value.path()).read_text(encoding="utf-8").splitlines()[0]
+        assert header.lstrip("\ufeff") == "gender_concept_id,persons,persons ± (95%)"
         wait_idle(page)
         events = audit.list_events(ctx.conn, action="query.download")
         assert events and events[0].actor == "analyst@acme-health.example"

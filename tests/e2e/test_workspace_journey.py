@@ -1,6 +1,7 @@
 """The SQL workspace in real Chromium: the code editor highlights in place with line numbers,
 completes the extract's table names, runs on Ctrl+Enter; editing clears the stale result;
-history loads back into the editor with one click. Screenshots in
+history loads back into the editor with one click; a click in the schema browser inserts a
+table name. Screenshots in
 test-artifacts/e2e/workspace-editor/."""
 
 from __future__ import annotations
@@ -85,4 +86,26 @@ def test_type_complete_and_run_with_ctrl_enter(stack, browser):
     code_editor(page)  # remounted with the loaded text
     assert _editor_text(page).endswith("ORDER BY 1") and "LIMIT" not in _editor_text(page)
     shots(page, "history-loaded")
+
+    # The schema browser: search, then one click on a table's row inserts its name.
+    page.get_by_label("Search tables and columns").fill("year_of_birth")
+    page.keyboard.press("Enter")
+    wait_idle(page)
+    grid = page.locator("[data-testid='stDataFrame']").first
+    for _ in range(100):  # the tables grid shrinks to the one matching table
+        box = grid.bounding_box()
+        if box and box["height"] < 100:
+            break
+        page.wait_for_timeout(100)
+    assert box and box["height"] < 100
+    # the first row's selection box, left of the cells, below the header
+    page.mouse.click(box["x"] + 16, box["y"] + 35 + 17)
+    wait_idle(page)
+    shots(page, "schema-row-clicked")
+    for _ in range(100):  # the editor remounts with the name inserted
+        if _editor_text(page).endswith("ORDER BY 1 person"):
+            break
+        page.wait_for_timeout(100)
+    assert _editor_text(page).endswith("ORDER BY 1 person")
+    shots(page, "schema-click-inserted")
     page.context.close()

@@ -59,18 +59,20 @@ REFUSED = [
     ("SELECT * FROM holdout.person", {"unknown_table"}),
     ("SELECT * FROM person_holdout", {"unknown_table"}),
     ("SELECT * FROM drug_exposure", {"unknown_table"}),
-    # dropped columns, also as oracles through WHERE / ORDER BY / JOIN / count(*)
-    ("SELECT person_source_value FROM person", {"query_error"}),
-    ("SELECT count(*) FROM person WHERE person_source_value LIKE 'SRC-1%'", {"query_error"}),
-    ("SELECT person_id FROM person ORDER BY month_of_birth", {"query_error"}),
+    # dropped columns, also as oracles through WHERE / ORDER BY / JOIN / count(*): a governed
+    # message, never DuckDB's own "Binder Error"
+    ("SELECT person_source_value FROM person", {"column_not_in_extract"}),
+    ("SELECT count(*) FROM person WHERE person_source_value LIKE 'SRC-1%'",
+     {"column_not_in_extract"}),
+    ("SELECT person_id FROM person ORDER BY month_of_birth", {"column_not_in_extract"}),
     ("SELECT count(*) FROM person p JOIN condition_occurrence c "
-     "ON p.person_source_value = c.condition_source_value", {"query_error"}),
+     "ON p.person_source_value = c.condition_source_value", {"column_not_in_extract"}),
     ("SELECT count(*) FILTER (WHERE stop_reason IS NULL) FROM condition_occurrence",
-     {"query_error"}),
+     {"column_not_in_extract"}),
     # identifier tricks: quoting, case, FROM-first, comments
-    ('SELECT "PERSON_SOURCE_VALUE" FROM "PERSON"', {"query_error"}),
-    ("FROM person SELECT month_of_birth", {"query_error"}),
-    ("SELECT/**/person_source_value/**/FROM/**/person", {"query_error"}),
+    ('SELECT "PERSON_SOURCE_VALUE" FROM "PERSON"', {"column_not_in_extract"}),
+    ("FROM person SELECT month_of_birth", {"column_not_in_extract"}),
+    ("SELECT/**/person_source_value/**/FROM/**/person", {"column_not_in_extract"}),
     ("SELECT * FROM main.\"person\" -- ; DROP TABLE person", None),  # allowed, harmless
     # size and depth
     ("SELECT 1 -- " + "x" * 10_000_000, {"sql_too_large"}),
@@ -116,6 +118,7 @@ def test_hostile_sql_is_refused_or_contained(hostile_home, sql, codes):
             q.run_query(ctx, analyst, "eunomia", sql)
         assert info.value.code in codes, info.value.message
         assert_clean(info.value.message, ctx)
+        assert " Error:" not in info.value.message and "LINE 1" not in info.value.message
     after = audit.list_events(ctx.conn, action="query.run", limit=100000)
     assert len(after) == before + 1
     event = after[0]
@@ -224,7 +227,7 @@ def test_cte_named_like_a_table_cannot_bypass_the_extract(hostile_home):
         q.run_query(ctx, analyst, "eunomia",
                     "WITH person AS (SELECT * FROM person) SELECT person_source_value "
                     "FROM person")
-    assert info.value.code == "query_error"
+    assert info.value.code == "column_not_in_extract"
 
 
 def test_extract_hides_dropped_columns_even_from_describe(hostile_home):

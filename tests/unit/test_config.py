@@ -42,7 +42,24 @@ def test_production_refuses_unisolated_sandbox_and_development_sign_in(tmp_path)
                            "PORTAL_DEV_SIGN_IN": "false"})
     with pytest.raises(ConfigError, match="PORTAL_DEV_SIGN_IN"):
         Settings.from_env({**base, "PORTAL_DEV_SIGN_IN": "true"})
-    assert Settings.from_env(base).dev_sign_in is False
+    with pytest.raises(ConfigError, match="PORTAL_OIDC_ISSUERS"):
+        Settings.from_env(base)
+    issuer = {"PORTAL_OIDC_ISSUERS": "https://login.example/tenant/v2.0"}
+    assert Settings.from_env({**base, **issuer}).dev_sign_in is False
+
+
+def test_sign_in_requirements_are_settings(tmp_path):
+    base = {"PORTAL_HOME": str(tmp_path)}
+    default = Settings.from_env(base)
+    assert default.oidc_allowed_issuers == () and default.oidc_required_claims == (
+        "iss", "sub", "iat")
+    custom = Settings.from_env({**base, "PORTAL_OIDC_ISSUERS": " https://a.example , "
+                                                               "https://b.example",
+                                "PORTAL_OIDC_REQUIRED_CLAIMS": "email, sub, groups"})
+    assert custom.oidc_allowed_issuers == ("https://a.example", "https://b.example")
+    assert custom.oidc_required_claims == ("iss", "sub", "iat", "email", "groups")
+    with pytest.raises(ConfigError, match="PORTAL_OIDC_REQUIRED_CLAIMS"):
+        Settings.from_env({**base, "PORTAL_OIDC_REQUIRED_CLAIMS": "email,,sub"})
 
 
 def test_secrets_are_created_once_private_and_stable(tmp_path):

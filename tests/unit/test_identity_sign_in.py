@@ -26,7 +26,7 @@ def claims(email: str, sub: str = "sub-1", **extra) -> dict:
 def test_first_sign_in_with_verified_email_binds_the_invited_user(ctx, settings):
     make_user(ctx, "a@acme.example", team="acme-health", status="invited")
     principal = sign_in(ctx, claims("A@acme.example"), settings)
-    assert principal.is_member and principal.team == "acme-health"
+    assert principal.role == "member" and principal.team == "acme-health"
     assert (principal.issuer, principal.subject) == (ISSUER, "sub-1")
     events = audit.list_events(ctx.conn, action="identity.bind")
     assert len(events) == 1 and events[0].target == "user:a@acme.example"
@@ -43,7 +43,7 @@ def test_later_sign_in_is_keyed_by_issuer_and_subject_not_email(ctx, settings):
 def test_unverified_email_does_not_bind_and_gives_an_unknown_principal(ctx, settings):
     make_user(ctx, "a@acme.example", team="acme-health")
     principal = sign_in(ctx, claims("a@acme.example", email_verified=False), settings)
-    assert principal.is_unknown and not principal.is_member and not principal.is_staff
+    assert principal.is_unknown and principal.role == "anonymous"
     assert people.get_user_by_email(ctx.conn, "a@acme.example")["subject"] is None
 
 
@@ -64,19 +64,19 @@ def test_email_bound_to_another_identity_is_refused(ctx, settings):
 def test_staff_group_claim_creates_a_bound_staff_user(ctx, settings):
     principal = sign_in(ctx, claims("ops@platform.example", groups=[settings.staff_group]),
                         settings)
-    assert principal.is_staff and principal.user_id is not None
+    assert principal.role == "staff" and principal.user_id is not None
     assert audit.list_events(ctx.conn, action="identity.staff_from_group")
 
 
 def test_staff_group_claim_does_not_turn_a_member_into_staff(ctx, settings):
     make_user(ctx, "a@acme.example", team="acme-health")
     principal = sign_in(ctx, claims("a@acme.example", groups=[settings.staff_group]), settings)
-    assert principal.is_member and not principal.is_staff
+    assert principal.role == "member"
 
 
 def test_suspended_user_is_refused_at_the_next_call(ctx, settings):
     make_user(ctx, "a@acme.example", team="acme-health")
-    assert sign_in(ctx, claims("a@acme.example"), settings).is_member
+    assert sign_in(ctx, claims("a@acme.example"), settings).role == "member"
     with transaction(ctx.conn):
         ctx.conn.execute("UPDATE users SET status = 'suspended' WHERE email = 'a@acme.example'")
     with pytest.raises(Denied) as err:
@@ -160,3 +160,29 @@ def test_unknown_or_suspended_users_named_on_the_cli_are_refused_and_audited(ctx
     events = audit.list_events(ctx.conn, action="identity.resolve")
     assert {(e.actor, e.reason) for e in events} == {
         ("nobody@x.example", "unknown_user"), ("gone@x.example", "user_suspended")}
+
+
+def test_an_issuer_not_on_the_allowlist_is_refused(ctx, settings):
+    from dataclasses import replace
+
+    make_user(ctx, "a@acme.example", team="acme-health")
+    strict = replace(settings, oidc_allowed_issuers=("https://idp.hospital.example/",))
+    with pytest.raises(Denied) as info:
+        sign_in(ctx, claims("a@acme.example", iss="https://evil.example"), strict)
+    assert info.value.code == "issuer_not_allowed"
+    ok = sign_in(ctx, claims("a@acme.example", iss="https://idp.hospital.example"), strict)
+    assert ok.role == "member"
+
+
+def test_a_required_claim_missing_or_empty_is_refused_naming_it(ctx, settings):
+    from dataclasses import replace
+
+    needs_groups = replace(settings, oidc_required_claims=("iss", "sub", "iat", "groups"))
+    for missing in (claims("a@acme.example"), claims("a@acme.example", groups=[])):
+        with pytest.raises(Denied) as info:
+            sign_in(ctx, missing, needs_groups)
+        assert info.value.code == "invalid_identity" and "'groups'" in info.value.message
+    without_iat = {k: v for k, v in claims("a@acme.example").items() if k != "iat"}
+    with pytest.raises(Denied) as info:
+        sign_in(ctx, {**without_iat, "auth_time": int(time.time())}, settings)
+    assert info.value.code == "invalid_identity"

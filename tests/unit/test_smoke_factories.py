@@ -12,4 +12,4 @@ def test_make_release_registers_a_current_release(ctx):
 
 def test_make_user_resolves_team(ctx):
     p = make_user(ctx, "a@x.example", team="acme-health")
-    assert p.team == "acme-health" and p.is_member and not p.is_staff
+    assert p.team == "acme-health" and p.role == "member"

@@ -31,7 +31,8 @@ def run(capsys, environ, *argv):
 def test_grant_list_revoke_round_trip_in_json(capsys, env):
     code, made = run(capsys, env, "access", "grant", "--team", "gamma-ai", "--dataset",
                      "eunomia", "--tier", "aggregate", "--days", "30", "--by",
-                     "staff@platform.example", "--purpose", "Cohort sizing", "--format", "json")
+                     "staff@platform.example", "--purpose", "Cohort sizing for the triage study",
+                     "--terms-agreed", "--format", "json")
     assert code == 0 and made["team"] == "gamma-ai" and made["days_left"] == 30
     code, listed = run(capsys, env, "access", "list", "--format", "json")
     assert code == 0 and made["id"] in [g["id"] for g in listed]
@@ -54,6 +55,26 @@ def test_grant_longer_than_policy_allows_is_refused(capsys, env):
                     "eunomia", "--tier", "row-level", "--days", "400", "--by",
                     "staff@platform.example", "--format", "json")
     assert code == 2 and out["error"]["code"] == "duration_exceeds_policy"
+
+
+def test_direct_grant_without_a_long_enough_purpose_exits_2_and_grants_nothing(capsys, env):
+    code, out = run(capsys, env, "access", "grant", "--team", "gamma-ai", "--dataset",
+                    "eunomia", "--tier", "aggregate", "--days", "30", "--by",
+                    "staff@platform.example", "--terms-agreed", "--format", "json")
+    assert code == 2 and out["error"]["code"] == "purpose_too_short"
+    code, listed = run(capsys, env, "access", "list", "--format", "json")
+    assert code == 0 and [g for g in listed if g["team"] == "gamma-ai"] == []
+
+
+def test_approving_a_short_aggregate_request_at_row_level_exits_2(capsys, env):
+    code, made = run(capsys, env, "access", "request", "--user", "founder@gamma-ai.example",
+                     "--dataset", "eunomia", "--tier", "aggregate", "--purpose",
+                     "Cohort sizing for the triage study", "--agree-terms", "--format", "json")
+    assert code == 0
+    code, out = run(capsys, env, "access", "approve", str(made["id"]), "--by",
+                    "staff@platform.example", "--days", "30", "--tier", "row-level",
+                    "--format", "json")
+    assert code == 2 and out["error"]["code"] == "purpose_too_short"
 
 
 def test_request_approve_flow_from_the_cli(capsys, env):

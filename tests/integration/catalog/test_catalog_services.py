@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from portal import authz
+from portal.authz import OPERATOR
 from portal.cli import main as cli_main
 from portal.errors import Denied, NotFound
 from portal.identity import ANONYMOUS
@@ -18,7 +20,7 @@ def test_anonymous_principal_cannot_browse_the_catalog(released_ctx):
     with pytest.raises(Denied) as info:
         catalog.list_datasets(released_ctx, ANONYMOUS)
     assert info.value.code == "sign_in_required"
-    assert not catalog.can_browse(ANONYMOUS)
+    assert not authz.can_browse(released_ctx.conn, ANONYMOUS)
 
 
 def test_member_sees_cards_but_no_release_files(released_ctx):
@@ -50,21 +52,21 @@ def test_member_cannot_build_releases(released_ctx):
 
 def test_unknown_dataset_is_not_found(released_ctx):
     with pytest.raises(NotFound):
-        catalog.describe_dataset(released_ctx, catalog.SYSTEM, "nope")
+        catalog.describe_dataset(released_ctx, OPERATOR, "nope")
 
 
 def test_card_without_a_release_comes_from_the_manifest(ctx):
-    card = catalog.describe_dataset(ctx, catalog.SYSTEM, "wdbc")
+    card = catalog.describe_dataset(ctx, OPERATOR, "wdbc")
     assert card["release"] is None and card["report"] is None
     assert card["tables"][0]["name"] == "cases"
-    assert [d["status"] for d in catalog.list_datasets(ctx, catalog.SYSTEM)] == ["no_release"] * 3
+    assert [d["status"] for d in catalog.list_datasets(ctx, OPERATOR)] == ["no_release"] * 3
 
 
 def test_demographics_suppress_small_cells(released_ctx):
-    demo = catalog.demographics(released_ctx, catalog.SYSTEM, "omop_synth")
+    demo = catalog.demographics(released_ctx, OPERATOR, "omop_synth")
     assert demo["available"]
     assert all(c["persons"] is None or c["persons"] >= 11 for c in demo["cells"])
-    assert catalog.demographics(released_ctx, catalog.SYSTEM, "wdbc")["available"] is False
+    assert catalog.demographics(released_ctx, OPERATOR, "wdbc")["available"] is False
 
 
 def _run(capsys, settings, *argv):
@@ -107,5 +109,5 @@ def test_build_with_an_out_of_range_person_count_is_refused(ctx, persons):
     from portal.errors import InvalidInput
 
     with pytest.raises(InvalidInput) as info:
-        catalog.build_releases(ctx, catalog.SYSTEM, ["omop_synth"], persons=persons)
+        catalog.build_releases(ctx, OPERATOR, ["omop_synth"], persons=persons)
     assert info.value.code == "invalid_persons"

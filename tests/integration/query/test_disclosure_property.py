@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from portal.services import query as q
 from portal.services.context import Context
-from tests.factories_query import fast_limits, make_analyst, make_omop_release
+from tests.factories_query import SUPPRESSION, fast_limits, make_analyst, make_omop_release
 
 GROUPS = ["gender_concept_id", "year_of_birth", "year_of_birth // 10",
           "year_of_birth % 7", "condition_concept_id", "year_of_birth < 1930"]
@@ -22,7 +22,7 @@ def world(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("property")
     settings = fast_limits(Settings.from_env({"PORTAL_HOME": str(root / "home")}),
-                           root / "policies")
+                           root / "policies", SUPPRESSION)
     ctx = Context.open(settings)
     release = make_omop_release(ctx)
     analyst = make_analyst(ctx, team="beta-bio", tier="aggregate")

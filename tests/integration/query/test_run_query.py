@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import json
 
+import duckdb
 import pytest
 
 from portal import audit
+from portal.catalog.releases import current_release
 from portal.cli import main
 from portal.errors import Denied, QuotaExceeded, Rejected
 from portal.services import query as q
 from portal.services.context import Context
-from tests.factories_query import make_analyst, make_omop_release, settings_with_policies
+from tests.factories_query import (
+    SUPPRESSION,
+    dp_tier,
+    make_analyst,
+    make_omop_release,
+    settings_with_policies,
+)
 
 
 @pytest.fixture
@@ -49,7 +57,13 @@ def test_row_level_results_are_capped_and_marked_truncated(omop):
     assert events(omop)[0].details["truncated"] is True
 
 
-def test_aggregate_tier_suppresses_small_groups_and_rounds_counts(omop):
+def _suppression(omop, tmp_path):
+    """The bundled aggregate tier in suppression mode (exact aggregates)."""
+    return Context(settings_with_policies(omop.settings, tmp_path / "p", SUPPRESSION), omop.conn)
+
+
+def test_aggregate_tier_suppresses_small_groups_and_rounds_counts(omop, tmp_path):
+    omop = _suppression(omop, tmp_path)
     analyst = make_analyst(omop, team="beta-bio", tier="aggregate")
     result = q.run_query(omop, analyst, "eunomia",
                          "SELECT year_of_birth < 1930 AS old, count(*) AS n FROM person "
@@ -65,7 +79,16 @@ def test_aggregate_tier_suppresses_small_groups_and_rounds_counts(omop):
     assert events(omop)[1].details["rows_suppressed"] == 1
 
 
-def test_differencing_two_large_counts_is_blurred_by_rounding(omop):
+def test_sums_are_rounded_in_suppression_mode(omop, tmp_path):
+    omop = _suppression(omop, tmp_path)
+    analyst = make_analyst(omop, team="beta-bio", tier="aggregate")
+    # 200 persons: sum of year_of_birth is 393864 exactly (a HUGEINT in DuckDB)
+    result = q.run_query(omop, analyst, "eunomia", "SELECT sum(year_of_birth) FROM person")
+    assert result.rows == [[393865]]
+
+
+def test_differencing_two_large_counts_is_blurred_by_rounding(omop, tmp_path):
+    omop = _suppression(omop, tmp_path)
     analyst = make_analyst(omop, team="beta-bio", tier="aggregate")
     everyone = q.run_query(omop, analyst, "eunomia", "SELECT count(*) FROM person")
     all_but_one = q.run_query(omop, analyst, "eunomia",
@@ -154,6 +177,48 @@ def test_cli_query_json_contract(omop, capsys):
     assert "/etc" not in out["error"]["message"]
 
 
+def test_dp_budget_exhaustion_is_refused_audited_and_replays_still_answer(omop, tmp_path):
+    ctx = Context(settings_with_policies(omop.settings, tmp_path / "p", dp_tier(budget_rho=1.0)),
+                  omop.conn)
+    analyst = make_analyst(ctx, team="beta-bio", tier="aggregate")
+    colleague = make_analyst(ctx, team="beta-bio", tier=None, email="cto@beta-bio.example")
+    first = q.run_query(ctx, analyst, "eunomia", "SELECT count(DISTINCT person_id) FROM person")
+    q.run_query(ctx, colleague, "eunomia", "SELECT count(*) FROM person")  # the team's budget
+    with pytest.raises(QuotaExceeded) as info:
+        q.run_query(ctx, analyst, "eunomia", "SELECT count(*) FROM condition_occurrence")
+    assert info.value.code == "privacy_budget_exhausted"
+    event = events(ctx)[0]
+    assert (event.decision, event.reason) == ("denied", "privacy_budget_exhausted")
+    again = q.run_query(ctx, colleague, "eunomia",  # identical up to spacing and case
+                        "select count(DISTINCT person_id)   from person")
+    assert again.rows == first.rows and again.privacy["cached"] is True
+    assert again.privacy["spent_rho"] == 1.0 and again.privacy["queries_left"] == 0
+    assert q.query_budget(ctx, analyst, "eunomia")["privacy"]["left_rho"] == 0.0
+
+
+def test_dp_schema_errors_are_shown_and_not_charged(omop, tmp_path):
+    ctx = Context(settings_with_policies(omop.settings, tmp_path / "p", dp_tier()), omop.conn)
+    analyst = make_analyst(ctx, team="beta-bio", tier="aggregate")
+    with pytest.raises(Rejected) as info:
+        q.run_query(ctx, analyst, "eunomia", "SELECT count(shoe_size) FROM person")
+    assert info.value.code == "schema_error" and "shoe_size" in info.value.message
+    assert q.query_budget(ctx, analyst, "eunomia")["privacy"]["spent_rho"] == 0.0
+
+
+def test_cli_prints_dp_estimates_with_their_half_widths(omop, capsys):
+    make_analyst(omop, team="beta-bio", tier="aggregate")
+    env = {"PORTAL_HOME": str(omop.settings.home)}
+    sql = "SELECT gender_concept_id, count(DISTINCT person_id) AS n FROM person GROUP BY 1"
+    assert main(["query", "--user", "analyst@beta-bio.example", "--dataset", "eunomia",
+                 "--sql", sql, "--format", "csv"], env) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "gender_concept_id,n,n ± (95%)"
+    assert [line.split(",")[0] for line in lines[1:]] == ["8507", "8532"]
+    assert main(["query", "--user", "analyst@beta-bio.example", "--dataset", "eunomia",
+                 "--sql", sql], env) == 0  # the same query again: replayed
+    assert "differentially private" in capsys.readouterr().out
+
+
 def test_cli_query_table_and_csv_formats(omop, capsys):
     make_analyst(omop)
     env = {"PORTAL_HOME": str(omop.settings.home)}
@@ -174,7 +239,16 @@ def test_real_eunomia_release_row_level_and_aggregate(released_ctx):
     aggregate = make_analyst(released_ctx, team="beta-bio", tier="aggregate")
     by_gender = q.run_query(released_ctx, aggregate, "eunomia",
                             "SELECT gender_concept_id, count(*) FROM person GROUP BY 1")
-    assert all(n is None or n % 5 == 0 for _, n in by_gender.rows)
+    # differentially private: both public keys, noisy counts with their 95% half-widths
+    assert [row[0] for row in by_gender.rows] == [8507, 8532]
+    exact = {8507: 0, 8532: 0}
+    with duckdb.connect(str(current_release(released_ctx.conn, released_ctx.settings,
+                                            "eunomia").dev_path), read_only=True) as con:
+        exact.update(con.execute("SELECT gender_concept_id, count(*) FROM person "
+                                 "GROUP BY 1").fetchall())
+    for (key, noisy), (_, width) in zip(by_gender.rows, by_gender.half_widths, strict=True):
+        assert abs(noisy - exact[key]) <= 4 * width  # 4 half-widths: fails 1 in 10^9 or so
+    assert by_gender.privacy["cost_rho"] == 0.5 and by_gender.privacy["spent_rho"] == 0.5
 
 
 def test_real_omop_synth_three_way_join_runs_governed(released_ctx):

@@ -1,6 +1,6 @@
 import pytest
 
-from portal import audit
+from portal import audit, authz
 from portal.access import grants
 from portal.errors import Denied, InvalidInput, NotFound, Rejected
 from portal.identity import principal_from_row
@@ -103,10 +103,28 @@ def test_suspend_without_reason_is_invalid(ctx, staff):
     assert info.value.code == "reason_required"
 
 
-def test_suspend_staff_account_is_not_found_as_member(ctx, staff):
+def test_suspended_staff_account_is_refused_every_staff_action_until_reactivated(ctx, staff):
     other = make_user(ctx, "reviewer@platform.example", role="staff")
+    store.bind_identity(ctx.conn, other.user_id, "https://idp.example", "reviewer")
+    svc.suspend_member(ctx, staff, other.email, "left the data office")
+    assert not authz.can_staff(ctx.conn, other)  # the principal object still says "staff"
+    with pytest.raises(Denied) as info:
+        svc.list_teams(ctx, other)
+    assert info.value.code == "user_suspended"
+    svc.reactivate_member(ctx, staff, other.email)
+    assert authz.can_staff(ctx.conn, other)
+
+
+def test_staff_cannot_suspend_their_own_account(ctx, staff):
+    with pytest.raises(Denied) as info:
+        svc.suspend_member(ctx, staff, staff.email, "x")
+    assert info.value.code == "own_account"
+    assert authz.can_staff(ctx.conn, staff)
+
+
+def test_suspending_an_unknown_account_is_not_found(ctx, staff):
     with pytest.raises(NotFound) as info:
-        svc.suspend_member(ctx, staff, other.email, "x")
+        svc.suspend_member(ctx, staff, "nobody@platform.example", "x")
     assert info.value.code == "unknown_member"
 
 
@@ -120,7 +138,7 @@ def test_suspend_team_refuses_every_member(ctx, staff):
     svc.reactivate_team(ctx, staff, "acme-health")
     assert grants.can_use_dataset(ctx.conn, member, "eunomia")
     fresh = principal_from_row(ctx.conn, store.get_user_by_email(ctx.conn, member.email))
-    assert fresh.is_member
+    assert fresh.role == "member" and fresh.status == "active"
 
 
 def test_list_teams_shows_members_and_grants(ctx, staff):

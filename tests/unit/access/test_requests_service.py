@@ -5,7 +5,7 @@ from portal.access import grants
 from portal.errors import Denied, InvalidInput, NotFound, Rejected
 from portal.services import access as svc
 from tests.factories import make_user
-from tests.factories_access import PURPOSE, policy_ctx
+from tests.factories_access import DIRECT_GRANT, PURPOSE, policy_ctx
 
 
 @pytest.fixture
@@ -135,7 +135,7 @@ def test_direct_grant_of_two_approval_tier_is_rejected(ctx, tmp_path):
 
 def test_grant_access_and_revoke_by_staff(actx, people):
     made = svc.grant_access(actx, people["staff"], "acme-health", "eunomia", "aggregate", 30,
-                            "Cohort sizing")
+                            **DIRECT_GRANT)
     assert made["status"] == "active" and made["days_left"] == 30
     revoked = svc.revoke_grant(actx, people["reviewer"], made["id"], "Project ended")
     assert revoked["status"] == "revoked" and revoked["revoked_reason"] == "Project ended"
@@ -146,12 +146,14 @@ def test_grant_access_and_revoke_by_staff(actx, people):
 
 def test_grant_access_to_unknown_team_is_not_found(actx, people):
     with pytest.raises(NotFound) as info:
-        svc.grant_access(actx, people["staff"], "nobody", "eunomia", "aggregate", 30)
+        svc.grant_access(actx, people["staff"], "nobody", "eunomia", "aggregate", 30,
+                         **DIRECT_GRANT)
     assert info.value.code == "unknown_team"
 
 
 def test_revoke_without_reason_is_invalid(actx, people):
-    made = svc.grant_access(actx, people["staff"], "acme-health", "eunomia", "aggregate", 30)
+    made = svc.grant_access(actx, people["staff"], "acme-health", "eunomia", "aggregate", 30,
+                            **DIRECT_GRANT)
     with pytest.raises(InvalidInput) as info:
         svc.revoke_grant(actx, people["staff"], made["id"], "   ")
     assert info.value.code == "reason_required"
@@ -182,7 +184,8 @@ def test_review_queue_marks_requests_the_reviewer_may_not_decide(actx, people):
 
 
 def test_team_overview_shows_active_grants_and_open_requests(actx, people):
-    svc.grant_access(actx, people["staff"], "acme-health", "eunomia", "aggregate", 20)
+    svc.grant_access(actx, people["staff"], "acme-health", "eunomia", "aggregate", 20,
+                     **DIRECT_GRANT)
     _submit(actx, people["acme"])
     home = svc.team_overview(actx, people["acme"])
     assert home["team"] == "acme-health"
@@ -192,8 +195,10 @@ def test_team_overview_shows_active_grants_and_open_requests(actx, people):
 
 
 def test_list_grants_buckets(actx, people):
-    svc.grant_access(actx, people["staff"], "acme-health", "eunomia", "aggregate", 10)
-    svc.grant_access(actx, people["staff"], "gamma-ai", "eunomia", "aggregate", 100)
+    svc.grant_access(actx, people["staff"], "acme-health", "eunomia", "aggregate", 10,
+                     **DIRECT_GRANT)
+    svc.grant_access(actx, people["staff"], "gamma-ai", "eunomia", "aggregate", 100,
+                     **DIRECT_GRANT)
     soon = svc.list_grants(actx, people["staff"], bucket="expiring_soon")
     assert [g["team"] for g in soon] == ["acme-health"]
     assert [g["team"] for g in svc.list_grants(actx, people["gamma"])] == ["gamma-ai"]

@@ -11,7 +11,7 @@ from portal.identity import bind_identity
 from portal.services import access as svc
 from portal.services import people as people_svc
 from tests.factories import make_user
-from tests.factories_access import PURPOSE, policy_ctx
+from tests.factories_access import DIRECT_GRANT, PURPOSE, policy_ctx
 
 TABLES = {"request": "access_requests", "grant": "grants", "member": "users", "team": "teams"}
 
@@ -93,7 +93,8 @@ def test_real_workflow_makes_exactly_the_declared_transitions(ctx, tmp_path):
     # grants: revoke, expire
     svc.revoke_grant(actx, staff[1], grants.list_grants(actx.conn, team_id=other.team_id)[0].id,
                      "ended")
-    grant = svc.grant_access(actx, staff[0], "beta-bio", "eunomia", "aggregate", 5)
+    grant = svc.grant_access(actx, staff[0], "beta-bio", "eunomia", "aggregate", 5,
+                             **DIRECT_GRANT)
     grants.expire_due(actx.conn, now=grants.from_text(grant["expires_at"]) + timedelta(days=1))
     # members and teams
     people_svc.suspend_member(actx, staff[0], "a@acme.example", "x")

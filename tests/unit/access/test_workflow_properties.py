@@ -15,7 +15,7 @@ from portal.errors import UserError
 from portal.services import access as svc
 from portal.services.context import Context
 from tests.factories import make_user
-from tests.factories_access import PURPOSE, write_policy
+from tests.factories_access import DIRECT_GRANT, PURPOSE, write_policy
 
 ACTIONS = ("submit", "approve", "deny", "withdraw", "grant", "revoke")
 step = st.tuples(st.sampled_from(ACTIONS), st.integers(0, 4), st.integers(0, 5),
@@ -51,7 +51,7 @@ def _do(ctx, people, action, who_index, target, tier, days):
         svc.withdraw_request(ctx, who, rid)
     elif action == "grant":
         svc.grant_access(ctx, who, ["acme-health", "gamma-ai"][target % 2], "eunomia", tier,
-                         days)
+                         days, **DIRECT_GRANT)
     else:
         svc.revoke_grant(ctx, who, target + 1, "ended")
 

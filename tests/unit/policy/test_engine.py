@@ -1,7 +1,11 @@
 """Tier resolution: default deny, deny beats allow at the same level, specific beats general.
-The truth table below is the one in access_policies/README.md."""
+The truth table is read from access_policies/README.md, so the documented table is the tested
+one."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 
@@ -34,55 +38,62 @@ def exposed(tables: dict, table: str, column: str) -> bool:
 
 STAR_ALL = {"allow_columns": ["*"]}
 
-TRUTH_TABLE = [
-    # --- default deny: nothing named, nothing exposed
-    ({"person": {"allow_columns": ["person_id"]}}, "visit", "visit_date", False),
-    ({"person": {"allow_columns": ["person_id"]}}, "person", "year_of_birth", False),
-    ({"person": {}}, "person", "person_id", False),
-    # --- allow by name, by pattern, by "*"
-    ({"person": {"allow_columns": ["year_of_birth"]}}, "person", "year_of_birth", True),
-    ({"person": {"allow_columns": ["*_of_birth"]}}, "person", "month_of_birth", True),
-    ({"*": STAR_ALL}, "concept", "concept_name", True),
-    # --- deny beats allow at the same level
-    ({"person": {"allow_columns": ["year_of_birth"], "deny_columns": ["year_of_birth"]}},
-     "person", "year_of_birth", False),
-    ({"*": {"allow_columns": ["*"], "deny_columns": ["*"]}}, "person", "person_id", False),
-    ({"person": {"allow_columns": ["*"], "deny": True}}, "person", "person_id", False),
-    # --- a more specific column rule beats a less specific one
-    ({"person": {"allow_columns": ["*"], "deny_columns": ["person_source_value"]}},
-     "person", "person_source_value", False),
-    ({"person": {"allow_columns": ["*"], "deny_columns": ["person_source_value"]}},
-     "person", "year_of_birth", True),
-    ({"person": {"allow_columns": ["year_of_birth"], "deny_columns": ["*"]}},
-     "person", "year_of_birth", True),
-    ({"person": {"allow_columns": ["year_of_birth"], "deny_columns": ["*"]}},
-     "person", "month_of_birth", False),
-    ({"person": {"allow_columns": ["*"], "deny_columns": ["*_of_birth"]}},
-     "person", "month_of_birth", False),
-    ({"person": {"allow_columns": ["year_of_birth"], "deny_columns": ["*_of_birth"]}},
-     "person", "year_of_birth", True),
-    # --- a named table beats "*" (tables)
-    ({"*": {"deny": True}, "person": {"allow_columns": ["person_id"]}},
-     "person", "person_id", True),
-    ({"*": {"deny": True}, "person": {"allow_columns": ["person_id"]}},
-     "visit", "person_id", False),
-    ({"*": STAR_ALL, "visit": {"deny": True}}, "visit", "visit_date", False),
-    ({"*": STAR_ALL, "visit": {"deny": True}}, "person", "year_of_birth", True),
-    # --- columns across levels: column specificity first, then table specificity
-    ({"*": {"allow_columns": ["*"], "deny_columns": ["*_source_value"]}},
-     "visit", "visit_source_value", False),
-    ({"*": {"allow_columns": ["*"], "deny_columns": ["*_source_value"]},
-      "person": {"allow_columns": ["*"]}}, "person", "person_source_value", False),
-    ({"*": {"allow_columns": ["*"], "deny_columns": ["person_source_value"]},
-      "person": {"allow_columns": ["person_source_value"]}}, "person", "person_source_value",
-     True),
-    ({"*": STAR_ALL, "person": {"allow_columns": ["person_id"]}},
-     "person", "month_of_birth", True),
-    ({"*": STAR_ALL, "person": {"allow_columns": ["person_id"], "deny_columns": ["*"]}},
-     "person", "month_of_birth", False),
-    # --- a table with no exposed column is absent
-    ({"concept": {"deny_columns": ["*"]}}, "concept", "concept_id", False),
-]
+README = Path(__file__).resolve().parents[3] / "access_policies" / "README.md"
+
+
+def _columns(text: str) -> list[str]:
+    inner = text.strip()
+    if not (inner.startswith("[") and inner.endswith("]")):
+        raise ValueError(f"not a column list: {text!r}")
+    return [c.strip().strip('"') for c in inner[1:-1].split(",") if c.strip()]
+
+
+def parse_rules(text: str) -> dict:
+    """README rule text (``person: allow [a, b], deny ["*"]; "*": deny: true``) → tables."""
+    tables: dict = {}
+    for part in text.split(";"):
+        name, _, clauses = part.strip().partition(": ")
+        rule: dict = {}
+        for clause in re.split(r",\s*(?=allow |deny)", clauses.strip()):
+            if clause == "deny: true":
+                rule["deny"] = True
+            elif clause.startswith("allow "):
+                rule["allow_columns"] = _columns(clause[len("allow "):])
+            elif clause.startswith("deny "):
+                rule["deny_columns"] = _columns(clause[len("deny "):])
+            else:
+                raise ValueError(f"unknown clause {clause!r} in {text!r}")
+        tables[name.strip('"')] = rule
+    return tables
+
+
+def readme_truth_table() -> list[tuple[dict, str, str, bool]]:
+    """The rows of the truth table in access_policies/README.md, parsed strictly."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("The truth table"):text.index("## Bundled tiers")]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or not cells[0].startswith("`"):
+            continue
+        table, _, column = cells[1].strip("`").partition(".")
+        if cells[2] not in ("yes", "no"):
+            raise ValueError(f"exposed must be yes or no: {line!r}")
+        rows.append((parse_rules(cells[0].strip("`")), table, column, cells[2] == "yes"))
+    return rows
+
+
+TRUTH_TABLE = readme_truth_table()
+
+
+def test_the_readme_truth_table_is_parsed_whole():
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("The truth table"):text.index("## Bundled tiers")]
+    written = [ln for ln in section.splitlines() if ln.startswith("| `")]
+    assert len(TRUTH_TABLE) == len(written) >= 25
+    assert parse_rules('"*": allow ["*"], deny [*_source_value]; person: allow ["*"]') == {
+        "*": {"allow_columns": ["*"], "deny_columns": ["*_source_value"]},
+        "person": {"allow_columns": ["*"]}}
 
 
 @pytest.mark.parametrize(("tables", "table", "column", "expected"), TRUTH_TABLE)

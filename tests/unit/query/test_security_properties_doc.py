@@ -52,7 +52,7 @@ def test_every_policy_key_is_documented():
     readme = (ROOT / "access_policies" / "README.md").read_text(encoding="utf-8")
     keys = set()
     for cls in (model.Tier, model.TableRule, model.ColumnTransform, model.Budget,
-                model.RequestRequirements, model.DatasetPolicy):
+                model.RequestRequirements, model.DatasetPolicy, model.DpSettings):
         keys |= set(cls.model_fields)
     missing = sorted(k for k in keys if f"`{k}" not in readme and f".{k}`" not in readme)
     assert missing == []

@@ -39,10 +39,3 @@ def test_audit_export_is_itself_audited(ctx):
     event = audit.list_events(ctx.conn, action="audit.export")[0]
     assert event.details == {"filters": {"actor": "x"}, "events": 3}
 
-
-def test_result_download_is_audited_without_values(ctx):
-    member = make_user(ctx, "m@acme.example", team="acme-health")
-    admin.record_download(ctx, member, "eunomia", "abc123", 42)
-    event = audit.list_events(ctx.conn, action="query.download")[0]
-    assert event.actor == "m@acme.example" and event.team == "acme-health"
-    assert event.details == {"query_id": "abc123", "rows": 42, "format": "csv"}

@@ -34,15 +34,15 @@ STAFF, MEMBER, OTHER = ("staff@platform.example", "founder@gamma-ai.example",
 # Public functions of portal/services that are not use cases: checks and predicates used by
 # use cases, pure helpers, and operator entry points the CLI runs inside its own attempt.
 HELPERS = {
-    "access": {"audited_attempt", "seed_demo_grants"},
+    "access": {"audited_attempt", "seed_demo_grants", "access_ended"},
     "attempts": {"attempt", "decision_for", "describe_failure", "ref", "use_case"},
-    "catalog": {"check_can_browse", "can_browse", "check_manifests", "report_summary"},
+    "catalog": {"check_manifests", "report_summary"},
     "context": set(),
     "demo": {"seed_people", "seed"},
     "policies": {"policies", "current_releases", "check_policies", "dataset_policy",
                  "resolved_tier"},
-    "query": {"check_budget", "budget_use", "can_download", "extract_for",
-              "close_abandoned_runs"},
+    "query": {"check_budget", "budget_use", "can_download", "extract_for", "governed_error",
+              "close_abandoned_runs", "privacy_budget", "privacy_status"},
     "sandbox": {"tasks", "get_task", "task_summary", "clean_model_card", "verify_report",
                 "process_queue"},
     "workspace": set(),
@@ -71,6 +71,8 @@ REFUSALS = {
         access.submit_request(c, s, "eunomia", "aggregate", "x" * 60, True)),
     ("access", "withdraw_request"): ("request.withdraw", lambda c, m, s, run, tmp:
         access.withdraw_request(c, m, 999_999)),
+    ("access", "reconfirm_request"): ("request.reconfirm", lambda c, m, s, run, tmp:
+        access.reconfirm_request(c, m, 999_999, True)),
     ("access", "get_request"): ("request.view", lambda c, m, s, run, tmp:
         access.get_request(c, m, 999_999)),
     ("access", "list_requests"): ("request.list", lambda c, m, s, run, tmp:
@@ -103,8 +105,6 @@ REFUSALS = {
         admin.audit_filter_options(c, m)),
     ("admin", "record_audit_export"): ("audit.export", lambda c, m, s, run, tmp:
         admin.record_audit_export(c, m, {}, 1)),
-    ("admin", "record_download"): ("query.download", lambda c, m, s, run, tmp:
-        admin.record_download(c, m, "eunomia", "q1", "many")),
     ("admin", "audit_chain_status"): ("audit.chain.status", lambda c, m, s, run, tmp:
         admin.audit_chain_status(c, m)),
     ("admin", "verify_audit_chain"): ("audit.verify", lambda c, m, s, run, tmp:
@@ -148,10 +148,14 @@ REFUSALS = {
         query.delete_saved_query(c, m, 999_999)),
     ("query", "schema_for"): ("query.schema", lambda c, m, s, run, tmp:
         query.schema_for(c, m, "eunomia")),
+    ("query", "download_result"): ("query.download", lambda c, m, s, run, tmp:
+        query.download_result(c, m, "eunomia", None)),
     ("query", "prune_extracts"): ("extracts.prune", lambda c, m, s, run, tmp:
         query.prune_extracts(c, m)),
     ("query", "query_budget"): ("query.budget", lambda c, m, s, run, tmp:
         query.query_budget(c, m, "eunomia")),
+    ("query", "preview_query"): ("query.preview", lambda c, m, s, run, tmp:
+        query.preview_query(c, m, "eunomia", "SELECT count(*) FROM person")),
     ("query", "share_saved_query"): ("query.saved.share", lambda c, m, s, run, tmp:
         query.share_saved_query(c, m, 999_999)),
     ("workspace", "schema_overview"): ("query.schema.overview", lambda c, m, s, run, tmp:

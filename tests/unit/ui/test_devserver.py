@@ -72,7 +72,7 @@ def test_seed_and_bind_binds_every_persona_to_the_provider(settings, ctx):
         claims = {**persona.claims(), "iss": "http://127.0.0.1:9400", "iat": 2_000_000_000}
         principal = sign_in(ctx, claims, settings, now=2_000_000_000)
         assert principal.email == persona.email
-        assert principal.is_staff == (persona.role == "staff")
+        assert principal.role == persona.role
 
 
 def test_the_api_starts_beside_the_portal_on_loopback_only(settings):

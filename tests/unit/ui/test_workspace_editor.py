@@ -110,3 +110,8 @@ def test_schema_search_matches_tables_columns_descriptions_and_classifications()
     assert [t["name"] for t in tables] == ["drug_exposure"] and len(columns) == 1
     assert len(matches(found, "quasi_identifier")[1]) == 1
     assert len(matches(found, "")[1]) == 3
+
+
+def test_result_headers_are_readable_and_unique():
+    assert results.unique_columns(["count_star()", "n", "n", ""]) == ["count(*)", "n", "n (2)",
+                                                                      "?"]
