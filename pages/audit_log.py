@@ -53,19 +53,24 @@ filters = {"actor": actor, "team": team, "action": action, "decision": decision,
 COLUMNS = ["id", "at", "actor", "team", "action", "target", "decision", "reason", "details"]
 
 
+GRID_ROWS = 1000  # a grid people read; the CSV export holds every matching event
+
+
 def load() -> tuple[list[dict], list[dict]]:
     rows = [e.to_dict() for e in admin.audit_events(ctx, me, dataset=dataset, **filters)]
-    return rows, audit_view.grid_rows(rows)
+    return rows, audit_view.grid_rows(rows[:GRID_ROWS])
 
 
 # The log is append-only: for the same filters and the same newest event the answer is the
 # same, so reruns (a picker opened, an event chosen) reuse it instead of re-reading 5,000 events.
 rows, grid = cached(me, ("audit_rows", chain["head_id"], dataset, *sorted(filters.items())),
                     300, load)
-st.caption(f"{len(rows)} events (newest first, at most 5,000).")
+st.caption(f"{len(rows):,} events (newest first, at most 5,000)."
+           + (f" The grid shows the newest {GRID_ROWS:,}: narrow the filters, or export CSV for "
+              "all of them." if len(rows) > GRID_ROWS else ""))
 st.dataframe(grid, hide_index=True, width="stretch")
 if rows:
-    by_id = {r["id"]: r for r in rows}
+    by_id = {r["id"]: r for r in rows[:GRID_ROWS]}
     chosen = st.selectbox("Event details", list(by_id), key="audit_event",
                           format_func=lambda i: f"Event {i} · {by_id[i]['at']} · "
                                                 f"{by_id[i]['action']} · {by_id[i]['actor']}")

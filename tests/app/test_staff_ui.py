@@ -209,3 +209,16 @@ def test_a_flagged_run_shows_its_singling_out_reasons_before_release(released):
     at.button(key="vr_release__yes").click().run()
     assert not at.exception
     assert services.run_status(released, staff, run_id)["status"] == "released"
+
+
+def test_audit_grid_says_when_it_shows_only_the_newest_events(seeded):
+    from portal.store.db import transaction
+
+    with transaction(seeded.conn):
+        for i in range(1001):
+            audit.record(seeded.conn, actor="a@x.example", action="catalog.describe",
+                         decision="allowed", details={"i": i})
+    at = app("audit_log.py", claims(STAFF))
+    at.run()
+    assert len(at.dataframe[0].value) == 1000
+    assert any("The grid shows the newest 1,000" in c.value for c in at.caption)
